@@ -1,0 +1,2 @@
+//! The `ambient` binary.
+fn main() {}
