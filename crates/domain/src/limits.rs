@@ -1,0 +1,43 @@
+//! Every limit on something that grows, as a named constant, with the relations between them
+//! checked at compile time.
+
+/// Largest request body the server accepts (Key Vault allows 25 KB values plus JSON framing).
+pub const REQUEST_BODY_BYTES_MAX: usize = 256 * 1024;
+/// Largest secret value Key Vault accepts.
+pub const SECRET_VALUE_BYTES_MAX: usize = 25 * 1024;
+/// Largest page any list operation returns.
+pub const PAGE_SIZE_MAX: usize = 1000;
+/// Default page size for ARM list operations.
+pub const PAGE_SIZE_DEFAULT: usize = 100;
+/// Key Vault's `maxresults` upper bound.
+pub const VAULT_PAGE_SIZE_MAX: usize = 25;
+
+/// Lifetime of a client-credential access token.
+pub const CLIENT_CREDENTIAL_TOKEN_LIFETIME_SECS: i64 = 3600;
+/// Lifetime of a managed-identity access token (as on Azure).
+pub const MANAGED_IDENTITY_TOKEN_LIFETIME_SECS: i64 = 24 * 3600;
+/// No token, whatever the configuration, lives longer than this.
+pub const TOKEN_LIFETIME_SECS_MAX: i64 = 48 * 3600;
+/// A signing key signs for this long before the next one takes over.
+pub const KEY_ROTATION_SECS: i64 = 14 * 24 * 3600;
+/// Clock leeway allowed when checking `exp` and `nbf`.
+pub const CLOCK_LEEWAY_SECS: i64 = 300;
+
+/// Generated client secrets carry this many random bytes (256 bits).
+pub const CLIENT_SECRET_BYTES: usize = 32;
+/// Default lifetime of a generated client secret.
+pub const CLIENT_SECRET_LIFETIME_SECS_DEFAULT: i64 = 365 * 24 * 3600;
+
+/// Names of resources and resource groups (ARM allows up to 90 for groups).
+pub const RESOURCE_NAME_CHARS_MAX: usize = 90;
+/// Longest resource id accepted.
+pub const RESOURCE_ID_CHARS_MAX: usize = 1024;
+/// Federated identity credentials per user-assigned identity (as on Azure).
+pub const FEDERATED_CREDENTIALS_PER_IDENTITY_MAX: usize = 20;
+
+const _: () = assert!(CLIENT_CREDENTIAL_TOKEN_LIFETIME_SECS <= TOKEN_LIFETIME_SECS_MAX);
+const _: () = assert!(MANAGED_IDENTITY_TOKEN_LIFETIME_SECS <= TOKEN_LIFETIME_SECS_MAX);
+const _: () = assert!(TOKEN_LIFETIME_SECS_MAX < KEY_ROTATION_SECS);
+const _: () = assert!(SECRET_VALUE_BYTES_MAX * 4 < REQUEST_BODY_BYTES_MAX);
+const _: () = assert!(PAGE_SIZE_DEFAULT <= PAGE_SIZE_MAX);
+const _: () = assert!(CLIENT_SECRET_BYTES >= 32);
