@@ -1,0 +1,60 @@
+//! The multi-node backend: PostgreSQL, shared by any number of servers.
+//!
+//! Migrations run under a session advisory lock so that servers starting together apply each
+//! migration once. Unique violations surface as `Error::Conflict`.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+
+/// Advisory lock key held while migrating ("ambient" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x616d_6269_656e_74;
+
+/// A [`crate::Store`] on PostgreSQL.
+pub struct PostgresStore {
+    pool: sqlx::PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to `postgres://...` and migrates the database.
+    pub async fn open(database_url: &str) -> crate::Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(database_url)
+            .await
+            .map_err(|error| match error {
+                sqlx::Error::Configuration(inner) => {
+                    crate::Error::Config(format!("{}: {inner}", crate::redact_url(database_url)))
+                }
+                sqlx::Error::Database(db) => crate::Error::Config(format!(
+                    "{}: {}",
+                    crate::redact_url(database_url),
+                    db.message()
+                )),
+                other => crate::Error::Unavailable(other),
+            })?;
+        let mut lock_conn = pool.acquire().await?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut *lock_conn)
+            .await?;
+        let migrated = run_migrations(&pool, crate::migrate::POSTGRES).await;
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut *lock_conn)
+            .await?;
+        migrated?;
+        Ok(PostgresStore { pool })
+    }
+
+    async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        None
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+crate::sql::store_impl!(PostgresStore, sqlx::Postgres, sqlx::postgres::PgRow, "postgres");

@@ -1,0 +1,943 @@
+//! Query text and row mapping shared by both backends.
+//!
+//! SQLite and PostgreSQL accept the same SQL for everything the store does (`$n` parameters,
+//! `ON CONFLICT ... DO UPDATE`, `LIKE ... ESCAPE`), so the implementation is written once in
+//! [`store_impl!`] and expanded for each backend's concrete types. Dialect differences (connection
+//! options, locking, the migration files) stay in `sqlite.rs` and `postgres.rs`.
+
+/// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.
+pub(crate) fn like_prefix(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+pub(crate) fn join_keys(keys: &[String]) -> String {
+    keys.join(" ")
+}
+
+pub(crate) fn split_keys(joined: &str) -> Vec<String> {
+    joined.split(' ').filter(|key| !key.is_empty()).map(str::to_owned).collect()
+}
+
+/// Expands the `Store` implementation for one backend.
+///
+/// `$store` must have a `pool: sqlx::Pool<$db>` field and an
+/// `async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>>` method.
+macro_rules! store_impl {
+    ($store:ty, $db:ty, $row:ty, $backend:literal) => {
+        use sqlx::Row as _;
+
+        use crate::records::*;
+        use crate::sql::{join_keys, like_prefix, split_keys};
+        use crate::{Error, Result};
+
+        fn resource_from_row(row: &$row) -> Result<ResourceRecord> {
+            Ok(ResourceRecord {
+                key: row.try_get("key")?,
+                id: row.try_get("id")?,
+                subscription_id: row.try_get("subscription_id")?,
+                resource_group_key: row.try_get("resource_group_key")?,
+                type_key: row.try_get("type_key")?,
+                name: row.try_get("name")?,
+                location: row.try_get("location")?,
+                tags: row.try_get("tags")?,
+                properties: row.try_get("properties")?,
+                identity: row.try_get("identity")?,
+                host_id: row.try_get("host_id")?,
+                user_identity_keys: split_keys(&row.try_get::<String, _>("user_identity_keys")?),
+                version: row.try_get("version")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        }
+
+        fn principal_from_row(row: &$row) -> Result<PrincipalRecord> {
+            Ok(PrincipalRecord {
+                object_id: row.try_get("object_id")?,
+                tenant_id: row.try_get("tenant_id")?,
+                kind: row.try_get("kind")?,
+                app_id: row.try_get("app_id")?,
+                display_name: row.try_get("display_name")?,
+                managed_by_key: row.try_get("managed_by_key")?,
+                identity_kind: row.try_get("identity_kind")?,
+                enabled: row.try_get("enabled")?,
+                created_at: row.try_get("created_at")?,
+            })
+        }
+
+        fn credential_from_row(row: &$row) -> Result<CredentialRecord> {
+            Ok(CredentialRecord {
+                id: row.try_get("id")?,
+                principal_id: row.try_get("principal_id")?,
+                kind: row.try_get("kind")?,
+                display_name: row.try_get("display_name")?,
+                secret_hash: row.try_get("secret_hash")?,
+                hint: row.try_get("hint")?,
+                thumbprint_sha1: row.try_get("thumbprint_sha1")?,
+                thumbprint_sha256: row.try_get("thumbprint_sha256")?,
+                certificate_der: row.try_get("certificate_der")?,
+                expires_at: row.try_get("expires_at")?,
+                created_at: row.try_get("created_at")?,
+            })
+        }
+
+        fn federated_from_row(row: &$row) -> Result<FederatedCredentialRecord> {
+            Ok(FederatedCredentialRecord {
+                key: row.try_get("key")?,
+                id: row.try_get("id")?,
+                identity_key: row.try_get("identity_key")?,
+                name: row.try_get("name")?,
+                issuer: row.try_get("issuer")?,
+                subject: row.try_get("subject")?,
+                audiences: row.try_get("audiences")?,
+                created_at: row.try_get("created_at")?,
+            })
+        }
+
+        fn role_definition_from_row(row: &$row) -> Result<RoleDefinitionRecord> {
+            Ok(RoleDefinitionRecord {
+                id: row.try_get("id")?,
+                role_name: row.try_get("role_name")?,
+                role_type: row.try_get("role_type")?,
+                description: row.try_get("description")?,
+                assignable_scopes: row.try_get("assignable_scopes")?,
+                permissions: row.try_get("permissions")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        }
+
+        fn role_assignment_from_row(row: &$row) -> Result<RoleAssignmentRecord> {
+            Ok(RoleAssignmentRecord {
+                key: row.try_get("key")?,
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                scope: row.try_get("scope")?,
+                scope_key: row.try_get("scope_key")?,
+                role_definition_id: row.try_get("role_definition_id")?,
+                principal_id: row.try_get("principal_id")?,
+                principal_type: row.try_get("principal_type")?,
+                description: row.try_get("description")?,
+                created_by: row.try_get("created_by")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        }
+
+        fn signing_key_from_row(row: &$row) -> Result<SigningKeyRecord> {
+            Ok(SigningKeyRecord {
+                kid: row.try_get("kid")?,
+                tenant_id: row.try_get("tenant_id")?,
+                algorithm: row.try_get("algorithm")?,
+                private_key: row.try_get("private_key")?,
+                certificate_der: row.try_get("certificate_der")?,
+                created_at: row.try_get("created_at")?,
+                signs_from: row.try_get("signs_from")?,
+                signs_until: row.try_get("signs_until")?,
+                published_until: row.try_get("published_until")?,
+            })
+        }
+
+        fn host_from_row(row: &$row) -> Result<HostRecord> {
+            Ok(HostRecord {
+                id: row.try_get("id")?,
+                state: row.try_get("state")?,
+                join_token_hash: row.try_get("join_token_hash")?,
+                join_token_expires_at: row.try_get("join_token_expires_at")?,
+                certificate_sha256: row.try_get("certificate_sha256")?,
+                certificate_not_after: row.try_get("certificate_not_after")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        }
+
+        fn event_from_row(row: &$row, id_column: &str) -> Result<EventRecord> {
+            Ok(EventRecord {
+                seq: row.try_get("seq")?,
+                event_id: row.try_get(id_column)?,
+                timestamp: row.try_get("timestamp")?,
+                body: row.try_get("body")?,
+            })
+        }
+
+        async fn put_resource_links(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            record: &ResourceRecord,
+        ) -> Result<()> {
+            sqlx::query("DELETE FROM resource_identity_links WHERE resource_key = $1")
+                .bind(&record.key)
+                .execute(&mut *conn)
+                .await?;
+            for identity_key in &record.user_identity_keys {
+                sqlx::query(
+                    "INSERT INTO resource_identity_links (resource_key, identity_key) VALUES ($1, $2) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&record.key)
+                .bind(identity_key)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(())
+        }
+
+        async fn apply_one(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            write: Write,
+        ) -> Result<()> {
+            match write {
+                Write::PutSetting { name, value } => {
+                    sqlx::query(
+                        "INSERT INTO settings (name, value) VALUES ($1, $2) \
+                         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    )
+                    .bind(name)
+                    .bind(value)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Write::PutTenant(tenant) => {
+                    sqlx::query(
+                        "INSERT INTO tenants (id, display_name, created_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name",
+                    )
+                    .bind(tenant.id)
+                    .bind(tenant.display_name)
+                    .bind(tenant.created_at)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Write::PutSubscription(sub) => {
+                    sqlx::query(
+                        "INSERT INTO subscriptions (id, tenant_id, display_name, state, created_at) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET \
+                         display_name = excluded.display_name, state = excluded.state",
+                    )
+                    .bind(sub.id)
+                    .bind(sub.tenant_id)
+                    .bind(sub.display_name)
+                    .bind(sub.state)
+                    .bind(sub.created_at)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Write::PutResource { record, expect } => {
+                    let identity_keys = join_keys(&record.user_identity_keys);
+                    match expect {
+                        Expect::Version(version) => {
+                            let result = sqlx::query(
+                                "UPDATE resources SET id = $2, location = $3, tags = $4, \
+                                 properties = $5, identity = $6, host_id = $7, \
+                                 user_identity_keys = $8, updated_at = $9, version = version + 1 \
+                                 WHERE key = $1 AND version = $10",
+                            )
+                            .bind(&record.key)
+                            .bind(&record.id)
+                            .bind(&record.location)
+                            .bind(&record.tags)
+                            .bind(&record.properties)
+                            .bind(&record.identity)
+                            .bind(&record.host_id)
+                            .bind(&identity_keys)
+                            .bind(record.updated_at)
+                            .bind(version)
+                            .execute(&mut *conn)
+                            .await?;
+                            if result.rows_affected() != 1 {
+                                return Err(Error::Conflict(format!(
+                                    "resource {} changed or is gone",
+                                    record.id
+                                )));
+                            }
+                        }
+                        Expect::Absent | Expect::Any => {
+                            let on_conflict = if expect == Expect::Absent {
+                                ""
+                            } else {
+                                " ON CONFLICT (key) DO UPDATE SET id = excluded.id, \
+                                 location = excluded.location, tags = excluded.tags, \
+                                 properties = excluded.properties, identity = excluded.identity, \
+                                 host_id = excluded.host_id, \
+                                 user_identity_keys = excluded.user_identity_keys, \
+                                 updated_at = excluded.updated_at, version = resources.version + 1"
+                            };
+                            let sql = format!(
+                                "INSERT INTO resources (key, id, subscription_id, resource_group_key, \
+                                 type_key, name, location, tags, properties, identity, host_id, \
+                                 user_identity_keys, version, created_at, updated_at) VALUES \
+                                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14){on_conflict}"
+                            );
+                            sqlx::query(sqlx::AssertSqlSafe(sql))
+                                .bind(&record.key)
+                                .bind(&record.id)
+                                .bind(&record.subscription_id)
+                                .bind(&record.resource_group_key)
+                                .bind(&record.type_key)
+                                .bind(&record.name)
+                                .bind(&record.location)
+                                .bind(&record.tags)
+                                .bind(&record.properties)
+                                .bind(&record.identity)
+                                .bind(&record.host_id)
+                                .bind(&identity_keys)
+                                .bind(record.created_at)
+                                .bind(record.updated_at)
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                    }
+                    put_resource_links(conn, &record).await?;
+                }
+                Write::DeleteResource { key } => {
+                    sqlx::query("DELETE FROM resource_identity_links WHERE resource_key = $1")
+                        .bind(&key)
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("DELETE FROM resources WHERE key = $1")
+                        .bind(&key)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Write::PutPrincipal(principal) => {
+                    sqlx::query(
+                        "INSERT INTO principals (object_id, tenant_id, kind, app_id, display_name, \
+                         managed_by_key, identity_kind, enabled, created_at) VALUES \
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (object_id) DO UPDATE SET \
+                         display_name = excluded.display_name, enabled = excluded.enabled",
+                    )
+                    .bind(principal.object_id)
+                    .bind(principal.tenant_id)
+                    .bind(principal.kind)
+                    .bind(principal.app_id)
+                    .bind(principal.display_name)
+                    .bind(principal.managed_by_key)
+                    .bind(principal.identity_kind)
+                    .bind(principal.enabled)
+                    .bind(principal.created_at)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Write::DeletePrincipal { object_id } => {
+                    for sql in [
+                        "DELETE FROM principal_credentials WHERE principal_id = $1",
+                        "DELETE FROM role_assignments WHERE principal_id = $1",
+                        "DELETE FROM principals WHERE object_id = $1",
+                    ] {
+                        sqlx::query(sql).bind(&object_id).execute(&mut *conn).await?;
+                    }
+                }
+                Write::PutCredential(credential) => {
+                    sqlx::query(
+                        "INSERT INTO principal_credentials (id, principal_id, kind, display_name, \
+                         secret_hash, hint, thumbprint_sha1, thumbprint_sha256, certificate_der, \
+                         expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    )
+                    .bind(credential.id)
+                    .bind(credential.principal_id)
+                    .bind(credential.kind)
+                    .bind(credential.display_name)
+                    .bind(credential.secret_hash)
+                    .bind(credential.hint)
+                    .bind(credential.thumbprint_sha1)
+                    .bind(credential.thumbprint_sha256)
+                    .bind(credential.certificate_der)
+                    .bind(credential.expires_at)
+                    .bind(credential.created_at)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Write::DeleteCredential { id } => {
+                    sqlx::query("DELETE FROM principal_credentials WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Write::PutFederatedCredential(fic) => {
+                    sqlx::query(
+                        "INSERT INTO federated_credentials (key, id, identity_key, name, issuer, \
+                         subject, audiences, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                         ON CONFLICT (key) DO UPDATE SET issuer = excluded.issuer, \
+                         subject = excluded.subject, audiences = excluded.audiences",
+                    )
+                    .bind(fic.key)
+                    .bind(fic.id)
+                    .bind(fic.identity_key)
+                    .bind(fic.name)
+                    .bind(fic.issuer)
+                    .bind(fic.subject)
+                    .bind(fic.audiences)
+                    .bind(fic.created_at)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Write::DeleteFederatedCredential { key } => {
+                    sqlx::query("DELETE FROM federated_credentials WHERE key = $1")
+                        .bind(key)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Write::DeleteFederatedCredentialsOf { identity_key } => {
+                    sqlx::query("DELETE FROM federated_credentials WHERE identity_key = $1")
+                        .bind(identity_key)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Write::PutRoleDefinition(def) => {
+                    sqlx::query(
+                        "INSERT INTO role_definitions (id, role_name, role_type, description, \
+                         assignable_scopes, permissions, created_at, updated_at) VALUES \
+                         ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET \
+                         role_name = excluded.role_name, description = excluded.description, \
+                         assignable_scopes = excluded.assignable_scopes, \
+                         permissions = excluded.permissions, updated_at = excluded.updated_at",
+                    )
+                    .bind(def.id)
+                    .bind(def.role_name)
+                    .bind(def.role_type)
+                    .bind(def.description)
+                    .bind(def.assignable_scopes)
+                    .bind(def.permissions)
+                    .bind(def.created_at)
+                    .bind(def.updated_at)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Write::DeleteRoleDefinition { id } => {
+                    sqlx::query("DELETE FROM role_definitions WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Write::InsertRoleAssignment(assignment) => {
+                    sqlx::query(
+                        "INSERT INTO role_assignments (key, id, name, scope, scope_key, \
+                         role_definition_id, principal_id, principal_type, description, created_by, \
+                         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    )
+                    .bind(assignment.key)
+                    .bind(assignment.id)
+                    .bind(assignment.name)
+                    .bind(assignment.scope)
+                    .bind(assignment.scope_key)
+                    .bind(assignment.role_definition_id)
+                    .bind(assignment.principal_id)
+                    .bind(assignment.principal_type)
+                    .bind(assignment.description)
+                    .bind(assignment.created_by)
+                    .bind(assignment.created_at)
+                    .bind(assignment.updated_at)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Write::DeleteRoleAssignment { key } => {
+                    sqlx::query("DELETE FROM role_assignments WHERE key = $1")
+                        .bind(key)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Write::DeleteRoleAssignmentsUnder { scope_key } => {
+                    sqlx::query(
+                        "DELETE FROM role_assignments WHERE scope_key = $1 \
+                         OR scope_key LIKE $2 ESCAPE '\\'",
+                    )
+                    .bind(&scope_key)
+                    .bind(like_prefix(&format!("{scope_key}/")))
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Write::PutSigningKey(key) => {
+                    sqlx::query(
+                        "INSERT INTO signing_keys (kid, tenant_id, algorithm, private_key, \
+                         certificate_der, created_at, signs_from, signs_until, published_until) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (kid) DO UPDATE SET \
+                         signs_from = excluded.signs_from, signs_until = excluded.signs_until, \
+                         published_until = excluded.published_until",
+                    )
+                    .bind(key.kid)
+                    .bind(key.tenant_id)
+                    .bind(key.algorithm)
+                    .bind(key.private_key)
+                    .bind(key.certificate_der)
+                    .bind(key.created_at)
+                    .bind(key.signs_from)
+                    .bind(key.signs_until)
+                    .bind(key.published_until)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Write::PutHost(host) => {
+                    sqlx::query(
+                        "INSERT INTO hosts (id, state, join_token_hash, join_token_expires_at, \
+                         certificate_sha256, certificate_not_after, created_at, updated_at) VALUES \
+                         ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET \
+                         state = excluded.state, join_token_hash = excluded.join_token_hash, \
+                         join_token_expires_at = excluded.join_token_expires_at, \
+                         certificate_sha256 = excluded.certificate_sha256, \
+                         certificate_not_after = excluded.certificate_not_after, \
+                         updated_at = excluded.updated_at",
+                    )
+                    .bind(host.id)
+                    .bind(host.state)
+                    .bind(host.join_token_hash)
+                    .bind(host.join_token_expires_at)
+                    .bind(host.certificate_sha256)
+                    .bind(host.certificate_not_after)
+                    .bind(host.created_at)
+                    .bind(host.updated_at)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Write::AppendActivityEvent(event) => {
+                    sqlx::query(
+                        "INSERT INTO activity_events (event_data_id, subscription_id, \
+                         resource_group_key, resource_key, correlation_id, status, timestamp, body) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(event.event_id)
+                    .bind(event.subscription_id.unwrap_or_default())
+                    .bind(event.resource_group_key)
+                    .bind(event.resource_key.unwrap_or_default())
+                    .bind(event.correlation_id.unwrap_or_default())
+                    .bind(event.status)
+                    .bind(event.timestamp)
+                    .bind(event.body)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Write::AppendSignInEvent(event) => {
+                    sqlx::query(
+                        "INSERT INTO sign_in_events (event_id, tenant_id, principal_id, app_id, \
+                         result, timestamp, body) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(event.event_id)
+                    .bind(event.tenant_id)
+                    .bind(event.principal_id)
+                    .bind(event.app_id)
+                    .bind(event.status)
+                    .bind(event.timestamp)
+                    .bind(event.body)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+            }
+            Ok(())
+        }
+
+        async fn run_migrations(
+            pool: &sqlx::Pool<$db>,
+            migrations: &[crate::migrate::Migration],
+        ) -> Result<()> {
+            use domain::Clock as _;
+            let mut conn = pool.acquire().await?;
+            sqlx::query(crate::migrate::BOOKKEEPING_TABLE).execute(&mut *conn).await?;
+            let applied: Vec<i64> =
+                sqlx::query_scalar("SELECT version FROM ambient_migrations ORDER BY version")
+                    .fetch_all(&mut *conn)
+                    .await?;
+            let known_max = migrations.last().map_or(0, |m| m.version);
+            if let Some(newest) = applied.last().filter(|newest| **newest > known_max) {
+                return Err(Error::Config(format!(
+                    "the database schema (version {newest}) is newer than this build knows \
+                     ({known_max}); upgrade ambient"
+                )));
+            }
+            for migration in migrations.iter().filter(|m| !applied.contains(&m.version)) {
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                sqlx::raw_sql(migration.sql).execute(&mut *tx).await?;
+                sqlx::query(
+                    "INSERT INTO ambient_migrations (version, description, applied_at) \
+                     VALUES ($1, $2, $3)",
+                )
+                .bind(migration.version)
+                .bind(migration.description)
+                .bind(domain::SystemClock.now().millis())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                tracing::info!(version = migration.version, backend = $backend, "applied migration");
+            }
+            Ok(())
+        }
+
+        #[async_trait::async_trait]
+        impl crate::Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn ping(&self) -> Result<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn apply(&self, writes: Vec<Write>) -> Result<()> {
+                let _guard = self.write_guard().await;
+                let mut tx = self.pool.begin().await?;
+                for write in writes {
+                    apply_one(&mut tx, write).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn get_setting(&self, name: &str) -> Result<Option<String>> {
+                Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn get_tenant(&self, id: &str) -> Result<Option<TenantRecord>> {
+                let row = sqlx::query("SELECT * FROM tenants WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|row| tenant_from_row(&row)).transpose()
+            }
+
+            async fn list_tenants(&self) -> Result<Vec<TenantRecord>> {
+                let rows =
+                    sqlx::query("SELECT * FROM tenants ORDER BY created_at, id").fetch_all(&self.pool).await?;
+                rows.iter().map(tenant_from_row).collect()
+            }
+
+            async fn get_subscription(&self, id: &str) -> Result<Option<SubscriptionRecord>> {
+                let row = sqlx::query("SELECT * FROM subscriptions WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|row| subscription_from_row(&row)).transpose()
+            }
+
+            async fn list_subscriptions(&self) -> Result<Vec<SubscriptionRecord>> {
+                let rows = sqlx::query("SELECT * FROM subscriptions ORDER BY created_at, id")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(subscription_from_row).collect()
+            }
+
+            async fn get_resource(&self, key: &str) -> Result<Option<ResourceRecord>> {
+                let row = sqlx::query("SELECT * FROM resources WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|row| resource_from_row(&row)).transpose()
+            }
+
+            async fn list_resources(
+                &self,
+                filter: &ResourceFilter,
+                page: &Page,
+            ) -> Result<Vec<ResourceRecord>> {
+                let mut query = sqlx::QueryBuilder::<$db>::new("SELECT * FROM resources WHERE 1 = 1");
+                if let Some(subscription_id) = &filter.subscription_id {
+                    query.push(" AND subscription_id = ").push_bind(subscription_id.clone());
+                }
+                if let Some(group) = &filter.resource_group_key {
+                    query.push(" AND resource_group_key = ").push_bind(group.clone());
+                }
+                if let Some(type_key) = &filter.type_key {
+                    query.push(" AND type_key = ").push_bind(type_key.clone());
+                }
+                if let Some(host_id) = &filter.host_id {
+                    query.push(" AND host_id = ").push_bind(host_id.clone());
+                }
+                if let Some(prefix) = &filter.key_prefix {
+                    query.push(" AND key LIKE ").push_bind(like_prefix(prefix)).push(" ESCAPE '\\'");
+                }
+                if let Some(after) = &page.after_key {
+                    query.push(" AND key > ").push_bind(after.clone());
+                }
+                query.push(" ORDER BY key LIMIT ").push_bind(page.limit);
+                let rows = query.build().fetch_all(&self.pool).await?;
+                rows.iter().map(resource_from_row).collect()
+            }
+
+            async fn list_resources_holding_identity(&self, identity_key: &str) -> Result<Vec<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT resource_key FROM resource_identity_links WHERE identity_key = $1 \
+                     ORDER BY resource_key",
+                )
+                .bind(identity_key)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn get_principal(&self, object_id: &str) -> Result<Option<PrincipalRecord>> {
+                let row = sqlx::query("SELECT * FROM principals WHERE object_id = $1")
+                    .bind(object_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|row| principal_from_row(&row)).transpose()
+            }
+
+            async fn get_principal_by_app_id(&self, app_id: &str) -> Result<Option<PrincipalRecord>> {
+                let row = sqlx::query("SELECT * FROM principals WHERE app_id = $1")
+                    .bind(app_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|row| principal_from_row(&row)).transpose()
+            }
+
+            async fn list_principals(&self, kind: Option<&str>) -> Result<Vec<PrincipalRecord>> {
+                let rows = match kind {
+                    Some(kind) => {
+                        sqlx::query("SELECT * FROM principals WHERE kind = $1 ORDER BY created_at, object_id")
+                            .bind(kind)
+                            .fetch_all(&self.pool)
+                            .await?
+                    }
+                    None => {
+                        sqlx::query("SELECT * FROM principals ORDER BY created_at, object_id")
+                            .fetch_all(&self.pool)
+                            .await?
+                    }
+                };
+                rows.iter().map(principal_from_row).collect()
+            }
+
+            async fn list_principals_managed_by(
+                &self,
+                resource_key: &str,
+            ) -> Result<Vec<PrincipalRecord>> {
+                let rows = sqlx::query(
+                    "SELECT * FROM principals WHERE managed_by_key = $1 ORDER BY created_at, object_id",
+                )
+                .bind(resource_key)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(principal_from_row).collect()
+            }
+
+            async fn list_credentials(&self, principal_id: &str) -> Result<Vec<CredentialRecord>> {
+                let rows = sqlx::query(
+                    "SELECT * FROM principal_credentials WHERE principal_id = $1 ORDER BY created_at, id",
+                )
+                .bind(principal_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(credential_from_row).collect()
+            }
+
+            async fn get_federated_credential(
+                &self,
+                key: &str,
+            ) -> Result<Option<FederatedCredentialRecord>> {
+                let row = sqlx::query("SELECT * FROM federated_credentials WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|row| federated_from_row(&row)).transpose()
+            }
+
+            async fn list_federated_credentials(
+                &self,
+                identity_key: &str,
+            ) -> Result<Vec<FederatedCredentialRecord>> {
+                let rows = sqlx::query(
+                    "SELECT * FROM federated_credentials WHERE identity_key = $1 ORDER BY key",
+                )
+                .bind(identity_key)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(federated_from_row).collect()
+            }
+
+            async fn get_role_definition(&self, id: &str) -> Result<Option<RoleDefinitionRecord>> {
+                let row = sqlx::query("SELECT * FROM role_definitions WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|row| role_definition_from_row(&row)).transpose()
+            }
+
+            async fn list_role_definitions(&self) -> Result<Vec<RoleDefinitionRecord>> {
+                let rows = sqlx::query("SELECT * FROM role_definitions ORDER BY role_name, id")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(role_definition_from_row).collect()
+            }
+
+            async fn get_role_assignment(&self, key: &str) -> Result<Option<RoleAssignmentRecord>> {
+                let row = sqlx::query("SELECT * FROM role_assignments WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|row| role_assignment_from_row(&row)).transpose()
+            }
+
+            async fn list_role_assignments_for_principal(
+                &self,
+                principal_id: &str,
+            ) -> Result<Vec<RoleAssignmentRecord>> {
+                let rows = sqlx::query(
+                    "SELECT * FROM role_assignments WHERE principal_id = $1 ORDER BY created_at, key",
+                )
+                .bind(principal_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(role_assignment_from_row).collect()
+            }
+
+            async fn list_role_assignments(
+                &self,
+                scope_keys: Option<&[String]>,
+            ) -> Result<Vec<RoleAssignmentRecord>> {
+                let mut query = sqlx::QueryBuilder::<$db>::new("SELECT * FROM role_assignments");
+                if let Some(scope_keys) = scope_keys {
+                    if scope_keys.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    query.push(" WHERE scope_key IN (");
+                    let mut separated = query.separated(", ");
+                    for scope_key in scope_keys {
+                        separated.push_bind(scope_key.clone());
+                    }
+                    query.push(")");
+                }
+                query.push(" ORDER BY created_at, key");
+                let rows = query.build().fetch_all(&self.pool).await?;
+                rows.iter().map(role_assignment_from_row).collect()
+            }
+
+            async fn list_signing_keys(&self, tenant_id: &str) -> Result<Vec<SigningKeyRecord>> {
+                let rows = sqlx::query(
+                    "SELECT * FROM signing_keys WHERE tenant_id = $1 ORDER BY signs_from, kid",
+                )
+                .bind(tenant_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(signing_key_from_row).collect()
+            }
+
+            async fn get_host(&self, id: &str) -> Result<Option<HostRecord>> {
+                let row = sqlx::query("SELECT * FROM hosts WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|row| host_from_row(&row)).transpose()
+            }
+
+            async fn list_hosts(&self) -> Result<Vec<HostRecord>> {
+                let rows = sqlx::query("SELECT * FROM hosts ORDER BY id").fetch_all(&self.pool).await?;
+                rows.iter().map(host_from_row).collect()
+            }
+
+            async fn list_activity_events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>> {
+                let mut query = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT seq, event_data_id, timestamp, body FROM activity_events WHERE subscription_id = ",
+                );
+                query.push_bind(filter.partition.clone());
+                if let Some(group) = &filter.resource_group_key {
+                    query.push(" AND resource_group_key = ").push_bind(group.clone());
+                }
+                if let Some(correlation_id) = &filter.correlation_id {
+                    query.push(" AND correlation_id = ").push_bind(correlation_id.clone());
+                }
+                push_time_window(&mut query, filter);
+                let rows = query.build().fetch_all(&self.pool).await?;
+                rows.iter().map(|row| event_from_row(row, "event_data_id")).collect()
+            }
+
+            async fn list_sign_in_events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>> {
+                let mut query = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT seq, event_id, timestamp, body FROM sign_in_events WHERE tenant_id = ",
+                );
+                query.push_bind(filter.partition.clone());
+                if let Some(principal_id) = &filter.principal_id {
+                    query
+                        .push(" AND (principal_id = ")
+                        .push_bind(principal_id.clone())
+                        .push(" OR app_id = ")
+                        .push_bind(principal_id.clone())
+                        .push(")");
+                }
+                push_time_window(&mut query, filter);
+                let rows = query.build().fetch_all(&self.pool).await?;
+                rows.iter().map(|row| event_from_row(row, "event_id")).collect()
+            }
+
+            async fn record_assertion_use(&self, jti_key: &str, expires_at: i64, now: i64) -> Result<bool> {
+                let _guard = self.write_guard().await;
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("DELETE FROM used_assertions WHERE expires_at < $1")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO used_assertions (jti_key, expires_at) VALUES ($1, $2) \
+                     ON CONFLICT (jti_key) DO NOTHING",
+                )
+                .bind(jti_key)
+                .bind(expires_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                Ok(inserted == 1)
+            }
+
+            async fn try_acquire_lease(
+                &self,
+                name: &str,
+                holder: &str,
+                now: i64,
+                expires_at: i64,
+            ) -> Result<bool> {
+                let _guard = self.write_guard().await;
+                let taken = sqlx::query(
+                    "INSERT INTO job_leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+                     expires_at = excluded.expires_at \
+                     WHERE job_leases.expires_at < $4 OR job_leases.holder = excluded.holder",
+                )
+                .bind(name)
+                .bind(holder)
+                .bind(expires_at)
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(taken == 1)
+            }
+        }
+
+        fn tenant_from_row(row: &$row) -> Result<TenantRecord> {
+            Ok(TenantRecord {
+                id: row.try_get("id")?,
+                display_name: row.try_get("display_name")?,
+                created_at: row.try_get("created_at")?,
+            })
+        }
+
+        fn subscription_from_row(row: &$row) -> Result<SubscriptionRecord> {
+            Ok(SubscriptionRecord {
+                id: row.try_get("id")?,
+                tenant_id: row.try_get("tenant_id")?,
+                display_name: row.try_get("display_name")?,
+                state: row.try_get("state")?,
+                created_at: row.try_get("created_at")?,
+            })
+        }
+
+        fn push_time_window(query: &mut sqlx::QueryBuilder<$db>, filter: &EventFilter) {
+            if let Some(since) = filter.since {
+                query.push(" AND timestamp >= ").push_bind(since);
+            }
+            if let Some(until) = filter.until {
+                query.push(" AND timestamp <= ").push_bind(until);
+            }
+            query.push(" AND seq > ").push_bind(filter.after_seq);
+            query.push(" ORDER BY seq LIMIT ").push_bind(filter.limit);
+        }
+    };
+}
+
+pub(crate) use store_impl;

@@ -1,0 +1,57 @@
+//! The embedded backend: one SQLite file in WAL mode with `synchronous=FULL`, so every
+//! acknowledged commit is on disk before `apply` returns.
+//!
+//! Writers are serialised in-process by a mutex: SQLite allows one writer at a time anyway, and
+//! taking turns here avoids `SQLITE_BUSY` on lock upgrades. Readers run concurrently.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+/// A [`crate::Store`] on SQLite.
+pub struct SqliteStore {
+    pool: sqlx::SqlitePool,
+    write_lock: tokio::sync::Mutex<()>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `sqlite://PATH` and migrates it.
+    pub async fn open(database_url: &str) -> crate::Result<Self> {
+        let options = SqliteConnectOptions::from_str(database_url)
+            .map_err(|error| crate::Error::Config(format!("{database_url}: {error}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|error| match error {
+                sqlx::Error::Database(db) => {
+                    crate::Error::Config(format!("cannot open {database_url}: {}", db.message()))
+                }
+                other => crate::Error::from(other),
+            })?;
+        let store = SqliteStore { pool, write_lock: tokio::sync::Mutex::new(()) };
+        {
+            let _guard = store.write_guard().await;
+            run_migrations(&store.pool, crate::migrate::SQLITE).await?;
+        }
+        Ok(store)
+    }
+
+    async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        Some(self.write_lock.lock().await)
+    }
+
+    /// Closes every connection, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+crate::sql::store_impl!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow, "sqlite");
