@@ -1,1 +1,225 @@
-//! The `server` crate.
+//! The server: control plane, token service and Key Vault data plane over one HTTPS listener,
+//! plus start-up (data directory, keys, certificates, bootstrap).
+//!
+//! Binaries stay thin: they build a [`ServerConfig`] and call [`start`], which returns a
+//! [`RunningServer`] once the listener is bound; tests do the same in-process.
+//!
+//! Start-up order: open the data directory, bind the listener (so a busy port fails fast),
+//! load or create the master key, open and migrate the store, bootstrap the deployment, load or
+//! issue the TLS certificate, then serve. Only this crate knows HTTP status codes and routing.
+
+pub mod config;
+
+mod bootstrap;
+mod data_dir;
+mod error;
+mod http;
+mod state;
+mod tls;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+pub use crate::bootstrap::Deployment;
+pub use crate::config::{ConfigError, Mode, ServerConfig, Settings};
+use crate::data_dir::{DataDir, write_private, write_public};
+
+/// Why the server could not start. Each says what to fix in one line.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    Store(#[from] store::Error),
+    #[error("master key: {0}")]
+    Key(String),
+    #[error("tls: {0}")]
+    Tls(String),
+}
+
+/// A server that is accepting connections.
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    base_url: String,
+    deployment: Deployment,
+    data_dir: DataDir,
+    dns_suffix: String,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the server described by `config` and returns once it accepts connections.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    let data_dir = DataDir::open(&config.data_dir)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+
+    let master_key = data_dir.master_key(
+        &config.master_key_file,
+        config.master_key_base64.as_ref().map(|key| key.expose().as_str()),
+    )?;
+    let hasher = crypto::hash::SecretHasher::new(&master_key.derive_subkey("client-secret-pepper"));
+    let store: Arc<dyn store::Store> = Arc::from(store::open(&config.database_url).await?);
+    let deployment =
+        bootstrap::ensure(store.as_ref(), config.clock.as_ref(), &hasher, &data_dir.root).await?;
+
+    let suffix = &config.dns_suffix;
+    let mut dns_names = vec![
+        config.public_host.clone(),
+        "localhost".to_owned(),
+        format!("login.{suffix}"),
+        format!("management.{suffix}"),
+        format!("vault.{suffix}"),
+        format!("*.vault.{suffix}"),
+    ];
+    dns_names.dedup();
+    let mut ip_addresses = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    if !local_addr.ip().is_unspecified() && !ip_addresses.contains(&local_addr.ip()) {
+        ip_addresses.push(local_addr.ip());
+    }
+    let tls_material = data_dir.tls_material(&dns_names, &ip_addresses, config.clock.now())?;
+    let tls_config = tls::server_config(
+        &tls_material.server_cert_pem,
+        &tls_material.server_key_pem,
+        tls_material.ca.cert_pem(),
+    )?;
+
+    let base_url = format!("https://{}:{}", config.public_host, local_addr.port());
+    let state = state::AppState {
+        store,
+        clock: config.clock.clone(),
+        deployment: Arc::new(deployment.clone()),
+        hasher: Arc::new(hasher),
+        master_key: Arc::new(master_key),
+        base_url: Arc::from(base_url.as_str()),
+        dns_suffix: Arc::from(config.dns_suffix.as_str()),
+    };
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let task = tokio::spawn(tls::serve(listener, tls_config, http::router(state), shutdown_rx));
+    let running = RunningServer {
+        local_addr,
+        base_url,
+        deployment,
+        data_dir,
+        dns_suffix: config.dns_suffix.clone(),
+        shutdown,
+        task,
+    };
+    running.write_client_files()?;
+    tracing::info!(url = %running.base_url, mode = ?config.mode, "server listening");
+    Ok(running)
+}
+
+impl RunningServer {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `https://localhost:{port}`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn deployment(&self) -> &Deployment {
+        &self.deployment
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir.root
+    }
+
+    /// The PEM file with only the local CA.
+    pub fn ca_cert_path(&self) -> PathBuf {
+        self.data_dir.ca_cert_path()
+    }
+
+    /// The variables a user exports to talk to this server, in order.
+    pub fn env_exports(&self) -> Vec<(&'static str, String)> {
+        let home = self.data_dir.root.display().to_string();
+        let ca = self.data_dir.ca_cert_path().display().to_string();
+        let bundle = self.data_dir.ca_bundle_path().display().to_string();
+        vec![
+            ("AMBIENT_HOME", home),
+            ("AMBIENT_URL", self.base_url.clone()),
+            ("AMBIENT_TENANT_ID", self.deployment.tenant_id.clone()),
+            ("AMBIENT_SUBSCRIPTION_ID", self.deployment.subscription_id.clone()),
+            ("AMBIENT_CA_BUNDLE", ca.clone()),
+            ("REQUESTS_CA_BUNDLE", bundle.clone()),
+            ("SSL_CERT_FILE", bundle),
+            ("NODE_EXTRA_CA_CERTS", ca),
+            ("AZURE_AUTHORITY_HOST", self.base_url.clone()),
+        ]
+    }
+
+    /// The `/etc/hosts` line that makes the server's names resolve, with vault names appended.
+    pub fn hosts_line(&self, vault_names: &[String]) -> String {
+        let suffix = &self.dns_suffix;
+        let mut names = vec![
+            format!("login.{suffix}"),
+            format!("management.{suffix}"),
+            format!("vault.{suffix}"),
+        ];
+        names.extend(vault_names.iter().map(|vault| format!("{vault}.vault.{suffix}")));
+        format!("127.0.0.1 {}", names.join(" "))
+    }
+
+    /// The text of `env.sh`.
+    pub fn env_script(&self) -> String {
+        let mut script = String::from(
+            "# Ambient environment: source this file (. ./env.sh) in a shell that talks to Ambient.\n",
+        );
+        for (name, value) in self.env_exports() {
+            script.push_str(&format!("export {name}='{}'\n", value.replace('\'', "'\\''")));
+        }
+        script.push_str(&format!(
+            "# Key Vault names are <vault>.vault.{suffix}. If they do not resolve on this machine, add\n\
+             # this line to /etc/hosts (with each vault's name appended as <vault>.vault.{suffix}):\n\
+             # {line}\n",
+            suffix = self.dns_suffix,
+            line = self.hosts_line(&[]),
+        ));
+        script
+    }
+
+    /// Writes `env.sh` and the CLI profile for the admin.
+    fn write_client_files(&self) -> Result<(), StartError> {
+        let io = |path: PathBuf| move |source| StartError::DataDir { path: path.clone(), source };
+        let env_path = self.data_dir.path("env.sh");
+        write_public(&env_path, self.env_script().as_bytes()).map_err(io(env_path.clone()))?;
+        let admin_file = self.data_dir.path("admin.json");
+        if admin_file.exists() {
+            let profile = api_types::profile::Profile {
+                server: self.base_url.clone(),
+                tenant: self.deployment.tenant_id.clone(),
+                subscription: Some(self.deployment.subscription_id.clone()),
+                ca_bundle: Some(self.data_dir.ca_cert_path().display().to_string()),
+                credential: api_types::profile::ProfileCredential::Secret {
+                    app_id: self.deployment.admin_app_id.clone(),
+                    secret_file: admin_file.display().to_string(),
+                },
+            };
+            let path = self.data_dir.path("profile.json");
+            let json = serde_json::to_vec_pretty(&profile)
+                .map_err(|error| StartError::Key(error.to_string()))?;
+            write_private(&path, &json).map_err(io(path.clone()))?;
+        }
+        Ok(())
+    }
+
+    /// Stops accepting, drains in-flight requests and returns when the listener is closed.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "server task ended abnormally");
+        }
+    }
+}

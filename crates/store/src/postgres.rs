@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 
 /// Advisory lock key held while migrating ("ambient" in ASCII).
-const MIGRATION_LOCK_KEY: i64 = 0x616d_6269_656e_74;
+const MIGRATION_LOCK_KEY: i64 = 0x0061_6d62_6965_6e74;
 
 /// A [`crate::Store`] on PostgreSQL.
 pub struct PostgresStore {

@@ -1,0 +1,138 @@
+//! Tests of the `ambient` binary as a user runs it: a real process, real HTTPS with the
+//! generated CA, real SQLite and PostgreSQL. `Ambient` starts a process and kills it on drop.
+
+mod foundation;
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_ambient");
+
+/// A running `ambient dev` or `ambient server` process.
+pub struct Ambient {
+    child: Option<Child>,
+    pub data_dir: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+impl Ambient {
+    /// Starts `ambient ARGS...` with `--data-dir DIR --listen 127.0.0.1:0` and waits until it
+    /// has written `env.sh` for this run.
+    pub fn start(
+        subcommand: &str,
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Ambient {
+        let env_path = data_dir.join("env.sh");
+        let _ = std::fs::remove_file(&env_path);
+        let mut command = Command::new(BINARY);
+        command
+            .arg(subcommand)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("AMBIENT_HOME")
+            .env("AMBIENT_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("start ambient");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !env_path.exists() {
+            if let Some(status) = child.try_wait().expect("poll ambient") {
+                let mut stderr = String::new();
+                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+                    .unwrap();
+                panic!("ambient exited early ({status}): {stderr}");
+            }
+            assert!(Instant::now() < deadline, "ambient did not start within 60 s");
+            std::thread::park_timeout(Duration::from_millis(50));
+        }
+        let env = parse_env_sh(&std::fs::read_to_string(&env_path).unwrap());
+        Ambient { child: Some(child), data_dir: data_dir.to_owned(), env }
+    }
+
+    pub fn var(&self, name: &str) -> &str {
+        &self
+            .env
+            .iter()
+            .find(|(key, _)| key == name)
+            .unwrap_or_else(|| panic!("{name} not in env.sh"))
+            .1
+    }
+
+    pub fn url(&self) -> &str {
+        self.var("AMBIENT_URL")
+    }
+
+    /// An HTTPS client that trusts only the generated CA.
+    pub fn client(&self) -> reqwest::Client {
+        let ca = std::fs::read(self.var("AMBIENT_CA_BUNDLE")).unwrap();
+        reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+            .build()
+            .unwrap()
+    }
+
+    /// The first lines the process printed on stdout (the banner), after it stops.
+    pub fn stop_with(mut self, signal: &str) -> (std::process::ExitStatus, String) {
+        let mut child = self.child.take().unwrap();
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = child.wait().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap())
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>();
+        (status, stdout.join("\n"))
+    }
+}
+
+impl Drop for Ambient {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn parse_env_sh(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("export "))
+        .filter_map(|line| line.split_once('='))
+        .map(|(name, value)| (name.to_owned(), value.trim_matches('\'').to_owned()))
+        .collect()
+}
+
+/// Runs `ambient ARGS` to completion and returns (exit code, stdout, stderr).
+pub fn run_ambient(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut command = Command::new(BINARY);
+    command.args(args).env_remove("AMBIENT_HOME").env("AMBIENT_LOG", "warn");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().expect("run ambient");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+pub fn tempdir(label: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("ambient-it-{label}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -1,0 +1,75 @@
+//! The router: which path goes to which handler, and the layers every request passes
+//! (request id, body limit, panic catcher).
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(domain::limits::REQUEST_BODY_BYTES_MAX))
+        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
+            ApiError::internal("a request handler panicked").into_response()
+        }))
+        .layer(middleware::from_fn(request_id))
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> Json<api_types::health::HealthStatus> {
+    Json(api_types::health::HealthStatus { status: "ok".to_owned(), detail: None })
+}
+
+/// Readiness: the database answers.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let backend = state.store.backend();
+    match state.store.ping().await {
+        Ok(()) => Json(api_types::health::HealthStatus {
+            status: "ok".to_owned(),
+            detail: Some(format!("database: {backend}")),
+        })
+        .into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(api_types::health::HealthStatus {
+                    status: "unavailable".to_owned(),
+                    detail: Some(format!("database: {backend} unreachable")),
+                }),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::not_found(format!("no route for {} {}", request.method(), request.uri().path()))
+}
+
+/// Gives every response an `x-ms-request-id`, echoing the caller's `x-ms-client-request-id`
+/// as `x-ms-correlation-request-id` when present, as ARM does.
+async fn request_id(request: Request, next: Next) -> Response {
+    let client_request_id = request.headers().get("x-ms-client-request-id").cloned();
+    let mut response = next.run(request).await;
+    let id = uuid::Uuid::new_v4().to_string();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-ms-request-id", value);
+    }
+    let correlation = client_request_id.or_else(|| HeaderValue::from_str(&id).ok());
+    if let Some(value) = correlation {
+        response.headers_mut().insert("x-ms-correlation-request-id", value);
+    }
+    response
+}
