@@ -126,6 +126,9 @@ pub async fn ensure(
             created_at: now,
             updated_at: now,
         }),
+        // Owner at the tenant root too: the directory (service principals, sign-in log, signing
+        // keys) is authorized at `/`.
+        Write::InsertRoleAssignment(root_owner(&deployment, now)),
         Write::PutSetting {
             name: DEPLOYMENT_SETTING.to_owned(),
             value: serde_json::to_string(&deployment)
@@ -143,6 +146,25 @@ pub async fn ensure(
             ))
         }),
         Err(error) => Err(StartError::Store(error)),
+    }
+}
+
+fn root_owner(deployment: &Deployment, now: i64) -> RoleAssignmentRecord {
+    let name = domain::Guid::new_random().to_string();
+    let id = format!("/providers/Microsoft.Authorization/roleAssignments/{name}");
+    RoleAssignmentRecord {
+        key: id.to_ascii_lowercase(),
+        id,
+        name,
+        scope: "/".to_owned(),
+        scope_key: "/".to_owned(),
+        role_definition_id: OWNER_ROLE_ID.to_owned(),
+        principal_id: deployment.admin_object_id.clone(),
+        principal_type: "ServicePrincipal".to_owned(),
+        description: Some("bootstrap administrator (tenant root)".to_owned()),
+        created_by: None,
+        created_at: now,
+        updated_at: now,
     }
 }
 

@@ -12,18 +12,24 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Extra response headers, such as a `WWW-Authenticate` challenge.
+    pub headers: Vec<(axum::http::HeaderName, String)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), headers: Vec::new() }
+    }
+
+    pub fn with_header(mut self, name: axum::http::HeaderName, value: String) -> Self {
+        self.headers.push((name, value));
+        self
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, "NotFound", message)
     }
 
-    #[allow(dead_code)] // The first users arrive with the token service.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
@@ -62,6 +68,12 @@ impl From<store::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = api_types::arm::ErrorResponse::new(self.code, self.message);
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        for (name, value) in self.headers {
+            if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
     }
 }

@@ -7,16 +7,51 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::{arm, directory, sts};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        // Token service (Entra ID's role).
+        .route("/{tenant}/oauth2/v2.0/token", post(sts::token_v2))
+        .route("/{tenant}/oauth2/token", post(sts::token_v1))
+        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(sts::openid_configuration_v2))
+        .route("/{tenant}/.well-known/openid-configuration", get(sts::openid_configuration_v1))
+        .route("/{tenant}/discovery/v2.0/keys", get(sts::keys_v2))
+        .route("/{tenant}/discovery/keys", get(sts::keys_v1))
+        .route("/common/discovery/instance", get(sts::instance_discovery))
+        // Directory (Microsoft Graph's role).
+        .route(
+            "/v1.0/servicePrincipals",
+            get(directory::list_service_principals).post(directory::create_service_principal),
+        )
+        .route(
+            "/v1.0/servicePrincipals/{id}",
+            get(directory::get_service_principal).delete(directory::delete_service_principal),
+        )
+        .route("/v1.0/servicePrincipals/{id}/addPassword", post(directory::add_password))
+        .route("/v1.0/servicePrincipals/{id}/removePassword", post(directory::remove_credential))
+        .route("/v1.0/servicePrincipals/{id}/addKey", post(directory::add_key))
+        .route("/v1.0/servicePrincipals/{id}/removeKey", post(directory::remove_credential))
+        .route(
+            "/v1.0/servicePrincipals/{id}/ambient.createCertificate",
+            post(directory::create_certificate),
+        )
+        .route("/v1.0/auditLogs/signIns", get(directory::list_sign_ins))
+        .route("/v1.0/ambient/signingKeys", get(directory::list_signing_keys))
+        .route("/v1.0/ambient/signingKeys/rotate", post(directory::rotate_signing_key))
+        // Control plane (Resource Manager's role).
+        .route("/subscriptions", any(arm::dispatch))
+        .route("/subscriptions/{*rest}", any(arm::dispatch))
+        .route("/providers/{*rest}", any(arm::dispatch))
+        .route("/tenants", any(arm::dispatch))
+        .route("/metadata/endpoints", get(arm::metadata_endpoints))
         .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(domain::limits::REQUEST_BODY_BYTES_MAX))

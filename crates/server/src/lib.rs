@@ -10,11 +10,16 @@
 
 pub mod config;
 
+mod arm;
+mod auth;
 mod bootstrap;
+mod convert;
 mod data_dir;
+mod directory;
 mod error;
 mod http;
 mod state;
+mod sts;
 mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -40,6 +45,8 @@ pub enum StartError {
     Key(String),
     #[error("tls: {0}")]
     Tls(String),
+    #[error("token service: {0}")]
+    Issuer(String),
 }
 
 /// A server that is accepting connections.
@@ -51,7 +58,12 @@ pub struct RunningServer {
     dns_suffix: String,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+    sign_in_log: issuer::SignInLog,
 }
+
+/// How often the key-rotation job looks at the keys (it rotates only when due).
+const KEY_ROTATION_TICK: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Starts the server described by `config` and returns once it accepts connections.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
@@ -68,6 +80,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         config.master_key_base64.as_ref().map(|key| key.expose().as_str()),
     )?;
     let hasher = crypto::hash::SecretHasher::new(&master_key.derive_subkey("client-secret-pepper"));
+    let master_key = Arc::new(master_key);
     let store: Arc<dyn store::Store> = Arc::from(store::open(&config.database_url).await?);
     let deployment =
         bootstrap::ensure(store.as_ref(), config.clock.as_ref(), &hasher, &data_dir.root).await?;
@@ -94,17 +107,31 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     )?;
 
     let base_url = format!("https://{}:{}", config.public_host, local_addr.port());
+    let issuer = Arc::new(
+        issuer::Issuer::load(
+            store.clone(),
+            master_key.clone(),
+            config.clock.clone(),
+            issuer::IssuerConfig::new(base_url.clone(), deployment.tenant_id.clone()),
+        )
+        .await
+        .map_err(|error| StartError::Issuer(error.to_string()))?,
+    );
+    let sign_in_log = issuer::SignInLog::start(store.clone());
     let state = state::AppState {
+        directory: Arc::new(directory::Directory::new(store.clone())),
         store,
         clock: config.clock.clone(),
         deployment: Arc::new(deployment.clone()),
         hasher: Arc::new(hasher),
-        master_key: Arc::new(master_key),
+        issuer: issuer.clone(),
+        sign_in_log: sign_in_log.clone(),
         base_url: Arc::from(base_url.as_str()),
         dns_suffix: Arc::from(config.dns_suffix.as_str()),
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let task = tokio::spawn(tls::serve(listener, tls_config, http::router(state), shutdown_rx));
+    let background = vec![tokio::spawn(rotate_keys(issuer))];
     let running = RunningServer {
         local_addr,
         base_url,
@@ -113,6 +140,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         dns_suffix: config.dns_suffix.clone(),
         shutdown,
         task,
+        background,
+        sign_in_log,
     };
     running.write_client_files()?;
     tracing::info!(url = %running.base_url, mode = ?config.mode, "server listening");
@@ -220,6 +249,27 @@ impl RunningServer {
         let _ = self.shutdown.send(true);
         if let Err(error) = self.task.await {
             tracing::error!(%error, "server task ended abnormally");
+        }
+        for task in &self.background {
+            task.abort();
+        }
+        self.sign_in_log.flush().await;
+    }
+}
+
+/// The scheduled key rotation: every node ticks; the lease lets one of them act, and every
+/// node reloads so keys rotated elsewhere are published and trusted here too.
+async fn rotate_keys(issuer: Arc<issuer::Issuer>) {
+    let holder = domain::Guid::new_random().to_string();
+    let mut interval = tokio::time::interval(KEY_ROTATION_TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(error) = issuer.rotation_tick(&holder).await {
+            tracing::warn!(%error, "signing-key rotation check failed");
+        }
+        if let Err(error) = issuer.reload().await {
+            tracing::warn!(%error, "signing-key reload failed");
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Tests of the `ambient` binary as a user runs it: a real process, real HTTPS with the
 //! generated CA, real SQLite and PostgreSQL. `Ambient` starts a process and kills it on drop.
 
+mod control_plane;
 mod foundation;
+mod sts;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -135,4 +137,85 @@ pub fn tempdir(label: &str) -> PathBuf {
         std::env::temp_dir().join(format!("ambient-it-{label}-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The Python interpreter of the end-to-end venv (`tests/e2e/requirements.txt`), building the
+/// venv on first use. `AMBIENT_E2E_PYTHON` names another interpreter. A failure to build it
+/// fails the test: the real clients are the point of these tests.
+pub fn python() -> PathBuf {
+    if let Ok(python) = std::env::var("AMBIENT_E2E_PYTHON") {
+        return PathBuf::from(python);
+    }
+    let requirements_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/requirements.txt");
+    let requirements =
+        std::fs::read_to_string(&requirements_path).expect("read tests/e2e/requirements.txt");
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-venv");
+    std::fs::create_dir_all(Path::new(env!("CARGO_TARGET_TMPDIR"))).unwrap();
+    let lock = std::fs::File::create(Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-venv.lock"))
+        .unwrap();
+    lock.lock().expect("lock the venv");
+    let stamp = venv.join("requirements.stamp");
+    let python = venv.join("bin/python");
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(requirements.as_str()) {
+        let _ = std::fs::remove_dir_all(&venv);
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("run python3 -m venv");
+        assert!(status.success(), "python3 -m venv failed");
+        let output = Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&requirements_path)
+            .output()
+            .expect("run pip");
+        assert!(
+            output.status.success(),
+            "pip install failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::fs::write(&stamp, &requirements).unwrap();
+    }
+    python
+}
+
+/// Runs `tests/e2e/{script}` with the venv's Python and `env`, and parses the JSON it prints.
+pub fn run_python(script: &str, env: &[(&str, &str)]) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e").join(script);
+    let mut command = Command::new(python());
+    command.arg(&path);
+    // Never let a client fall back to the real instance metadata address.
+    for name in [
+        "IDENTITY_ENDPOINT",
+        "IDENTITY_HEADER",
+        "MSI_ENDPOINT",
+        "MSI_SECRET",
+        "AZURE_CLIENT_ID",
+        "AZURE_TENANT_ID",
+    ] {
+        command.env_remove(name);
+    }
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().expect("run python");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{script} failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|error| panic!("{script} printed no JSON ({error}): {stdout}"))
+}
+
+/// Runs the CLI against a running Ambient (its `AMBIENT_HOME`) and parses its JSON output.
+pub fn cli_json(ambient: &Ambient, args: &[&str]) -> serde_json::Value {
+    let home = ambient.data_dir.to_str().unwrap().to_owned();
+    let (code, stdout, stderr) = run_ambient(args, &[("AMBIENT_HOME", home.as_str())]);
+    assert_eq!(code, 0, "ambient {args:?} failed: {stderr}");
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|error| panic!("ambient {args:?} printed no JSON ({error}): {stdout}"))
 }

@@ -1,0 +1,180 @@
+//! Client-credential tokens per second on one core, against the bare RS256 signing rate of a
+//! key of the same size measured in the same run; prints the ratio (target: at least 0.75).
+//!
+//! Method: the baseline signs in a loop on one thread for a fixed time. The server then runs
+//! in its own process on a single-threaded runtime pinned to core 0 (with everything it
+//! spawns), and a load generator pinned to core 1 keeps 16 keep-alive HTTPS connections busy
+//! posting `grant_type=client_credentials` with the bootstrap admin's secret, for a fixed time
+//! and a bounded number of requests. The server is stopped by its pid at the end. Run with `cargo bench -p server --bench token_issuance`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const BASELINE_TIME: Duration = Duration::from_secs(3);
+const LOAD_TIME: Duration = Duration::from_secs(5);
+const WARMUP: Duration = Duration::from_secs(1);
+const CONNECTIONS: usize = 16;
+const REQUESTS_MAX: u64 = 200_000;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("--baseline") => println!("{}", bare_signing_rate()),
+        Some("--serve") => serve(std::path::Path::new(&args[2])),
+        Some("--load") => println!(
+            "{}",
+            load(&args[2], &args[3], &args[4], &args[5], std::path::Path::new(&args[6]))
+        ),
+        _ => orchestrate(),
+    }
+}
+
+/// Runs each part as its own process, pinned with `taskset`: the baseline and the server on
+/// core 0, the load generator on core 1 (when the machine has a second core).
+fn orchestrate() {
+    let me = std::env::current_exe().expect("own path");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pinned = |core: usize| {
+        let mut command = std::process::Command::new("taskset");
+        command.arg("-c").arg(core.min(cores - 1).to_string()).arg(&me);
+        command
+    };
+    let baseline: f64 = read_line(
+        &mut pinned(0)
+            .arg("--baseline")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("taskset"),
+    )
+    .parse()
+    .expect("baseline rate");
+    let dir = std::env::temp_dir().join(format!("ambient-bench-{}", std::process::id()));
+    let mut server = pinned(0)
+        .arg("--serve")
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start server");
+    let ready = read_line(&mut server);
+    let parts: Vec<&str> = ready.split_whitespace().collect();
+    let (base_url, tenant, app_id) = (parts[0], parts[1], parts[2]);
+    let admin: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("admin.json")).expect("admin.json"))
+            .expect("admin json");
+    let secret = admin["password"].as_str().expect("password");
+    let output = pinned(1)
+        .args(["--load", base_url, tenant, app_id, secret])
+        .arg(dir.join("ca.pem"))
+        .output()
+        .expect("run load");
+    assert!(output.status.success(), "load failed: {}", String::from_utf8_lossy(&output.stderr));
+    let rate: f64 = String::from_utf8_lossy(&output.stdout).trim().parse().expect("token rate");
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    println!("bare RS256 signing:        {baseline:8.0} signatures/s (core 0)");
+    println!(
+        "client-credential tokens:  {rate:8.0} tokens/s (server pinned to core 0, {CONNECTIONS} connections from core 1)"
+    );
+    println!("ratio:                     {:8.2} (target >= 0.75)", rate / baseline);
+}
+
+fn read_line(child: &mut std::process::Child) -> String {
+    use std::io::BufRead as _;
+    let stdout = child.stdout.as_mut().expect("piped stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line).expect("read child output");
+    line.trim().to_owned()
+}
+
+/// The server on a single-threaded runtime; prints `URL TENANT ADMIN_APP_ID` when ready.
+fn serve(dir: &std::path::Path) {
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async move {
+        let settings = server::Settings {
+            data_dir: Some(dir.to_owned()),
+            listen: Some("127.0.0.1:0".to_owned()),
+            ..server::Settings::default()
+        };
+        let config = server::ServerConfig::resolve(server::Mode::Server, settings, None, dir)
+            .expect("config");
+        let running = server::start(config).await.expect("start server");
+        let deployment = running.deployment();
+        println!("{} {} {}", running.base_url(), deployment.tenant_id, deployment.admin_app_id);
+        std::future::pending::<()>().await;
+    });
+}
+
+/// Keeps `CONNECTIONS` requests in flight for `LOAD_TIME` (bounded by `REQUESTS_MAX`) and
+/// returns tokens per second after the warm-up.
+fn load(
+    base_url: &str,
+    tenant: &str,
+    app_id: &str,
+    secret: &str,
+    ca_path: &std::path::Path,
+) -> f64 {
+    let ca = std::fs::read(ca_path).expect("ca.pem");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("ca")])
+            .pool_max_idle_per_host(CONNECTIONS)
+            .build()
+            .expect("client");
+        let url = format!("{base_url}/{tenant}/oauth2/v2.0/token");
+        let form = Arc::new(vec![
+            ("grant_type".to_owned(), "client_credentials".to_owned()),
+            ("client_id".to_owned(), app_id.to_owned()),
+            ("client_secret".to_owned(), secret.to_owned()),
+            ("scope".to_owned(), "https://management.azure.com/.default".to_owned()),
+        ]);
+        let counted = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let mut workers = Vec::new();
+        for _ in 0..CONNECTIONS {
+            let (client, url, form, counted) =
+                (client.clone(), url.clone(), form.clone(), counted.clone());
+            workers.push(tokio::spawn(async move {
+                while started.elapsed() < WARMUP + LOAD_TIME
+                    && counted.load(Ordering::Relaxed) < REQUESTS_MAX
+                {
+                    let response =
+                        client.post(&url).form(form.as_slice()).send().await.expect("request");
+                    assert!(
+                        response.status().is_success(),
+                        "token request failed: {}",
+                        response.status()
+                    );
+                    response.bytes().await.expect("body");
+                    if started.elapsed() > WARMUP {
+                        counted.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }));
+        }
+        for worker in workers {
+            worker.await.expect("worker");
+        }
+        counted.load(Ordering::Relaxed) as f64 / (started.elapsed() - WARMUP).as_secs_f64()
+    })
+}
+
+fn bare_signing_rate() -> f64 {
+    let key = crypto::jws::RsaSigningKey::generate_2048().expect("key");
+    let message = [7u8; 400];
+    let started = Instant::now();
+    let mut count = 0u64;
+    while started.elapsed() < BASELINE_TIME {
+        std::hint::black_box(key.sign_rs256(&message).expect("sign"));
+        count += 1;
+    }
+    count as f64 / started.elapsed().as_secs_f64()
+}

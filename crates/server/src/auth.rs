@@ -1,0 +1,187 @@
+//! Who is calling, and may they: bearer-token authentication and RBAC authorization shared by
+//! every API that takes Ambient's tokens (control plane, directory, Key Vault).
+//!
+//! Authentication validates with `issuer`'s explicit options (RS256 only, this tenant's v1 and
+//! v2 issuers, the API's audience set, the standard leeway). Authorization loads only the
+//! caller's own role assignments, so its cost does not grow with unrelated assignments.
+
+use axum::http::{HeaderMap, StatusCode, header};
+use domain::ResourceId;
+use rbac::{ActionKind, Decision, Grant, RoleDefinition};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub object_id: String,
+    pub app_id: String,
+}
+
+/// Audiences the control plane and directory accept (DESIGN §2), for `dns_suffix`.
+pub fn management_audiences(dns_suffix: &str) -> Vec<String> {
+    vec![
+        format!("https://management.{dns_suffix}/"),
+        "https://management.azure.com/".to_owned(),
+        "https://management.core.windows.net/".to_owned(),
+        format!("https://graph.{dns_suffix}"),
+        "https://graph.microsoft.com".to_owned(),
+    ]
+}
+
+/// Validates the bearer token in `headers` for one of `audiences`.
+pub fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    audiences: &[String],
+) -> Result<Caller, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok())
+    else {
+        return Err(unauthenticated(
+            state,
+            "AuthenticationFailed",
+            "authentication failed: the Authorization header is missing",
+        ));
+    };
+    let Some(token) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))
+    else {
+        return Err(unauthenticated(
+            state,
+            "AuthenticationFailed",
+            "authentication failed: the Authorization header is not a Bearer token",
+        ));
+    };
+    let issuers = [state.issuer.issuer_v1(), state.issuer.issuer_v2()];
+    let options = issuer::ValidationOptions {
+        audiences,
+        issuers: &issuers,
+        leeway_secs: domain::limits::CLOCK_LEEWAY_SECS,
+        algorithms: &[crypto::jws::Algorithm::RS256],
+    };
+    match state.issuer.validate(token.trim(), &options) {
+        Ok(claims) => Ok(Caller { object_id: claims.oid, app_id: claims.app_id }),
+        Err(error) => {
+            tracing::info!(reason = %error, code = error.code(), "token refused");
+            Err(unauthenticated(
+                state,
+                "InvalidAuthenticationToken",
+                &format!("the access token is invalid: {error}"),
+            ))
+        }
+    }
+}
+
+fn unauthenticated(state: &AppState, code: &'static str, message: &str) -> ApiError {
+    let challenge = format!(
+        "Bearer authorization_uri=\"{}/{}\", error=\"invalid_token\", error_description=\"{}\"",
+        state.base_url,
+        state.deployment.tenant_id,
+        message.replace('"', "'")
+    );
+    ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+        .with_header(header::WWW_AUTHENTICATE, challenge)
+}
+
+/// Loads the caller's grants: their role assignments with the role definitions resolved.
+pub async fn grants_of(
+    state: &AppState,
+    principal_id: &str,
+) -> Result<Vec<(ResourceId, RoleDefinition)>, ApiError> {
+    let assignments = state.store.list_role_assignments_for_principal(principal_id).await?;
+    let mut grants = Vec::with_capacity(assignments.len());
+    for assignment in assignments {
+        let Ok(scope) = ResourceId::parse(&assignment.scope) else {
+            tracing::warn!(assignment = %assignment.id, "role assignment with an unparsable scope ignored");
+            continue;
+        };
+        if let Some(role) = role_definition(state, &assignment.role_definition_id).await? {
+            grants.push((scope, role));
+        }
+    }
+    Ok(grants)
+}
+
+/// A built-in role or a custom role from the store.
+pub async fn role_definition(
+    state: &AppState,
+    id: &str,
+) -> Result<Option<RoleDefinition>, ApiError> {
+    let Ok(guid) = id.parse::<domain::Guid>() else { return Ok(None) };
+    if let Some(builtin) = rbac::builtin_role_by_id(&guid) {
+        return Ok(Some(builtin.clone()));
+    }
+    match state.store.get_role_definition(&guid.to_string()).await? {
+        Some(record) => Ok(crate::convert::role_definition_from_record(&record)),
+        None => Ok(None),
+    }
+}
+
+/// A caller's grants, loaded once per request and checked many times (list filtering, linked
+/// authorization of attached identities).
+pub struct CallerGrants {
+    caller: Caller,
+    loaded: Vec<(ResourceId, RoleDefinition)>,
+}
+
+impl CallerGrants {
+    pub async fn load(state: &AppState, caller: &Caller) -> Result<CallerGrants, ApiError> {
+        Ok(CallerGrants {
+            caller: caller.clone(),
+            loaded: grants_of(state, &caller.object_id).await?,
+        })
+    }
+
+    pub fn caller(&self) -> &Caller {
+        &self.caller
+    }
+
+    pub fn allows(&self, action: &str, kind: ActionKind, target: &ResourceId) -> bool {
+        let grants: Vec<Grant<'_>> =
+            self.loaded.iter().map(|(scope, role)| Grant { scope, role }).collect();
+        matches!(rbac::authorize(&grants, action, kind, target), Decision::Allowed { .. })
+    }
+
+    /// 403 `AuthorizationFailed` naming the caller, the action and the scope, unless allowed.
+    pub fn check(&self, action: &str, target: &ResourceId) -> Result<(), ApiError> {
+        if self.allows(action, ActionKind::Control, target) {
+            return Ok(());
+        }
+        Err(denied("AuthorizationFailed", &self.caller, action, target))
+    }
+
+    /// Whether any grant lies at or below `scope` (the caller can see something inside it).
+    pub fn has_any_within(&self, scope: &ResourceId) -> bool {
+        self.loaded
+            .iter()
+            .any(|(grant_scope, _)| grant_scope.is_within(scope) || scope.is_within(grant_scope))
+    }
+}
+
+pub fn denied(code: &'static str, caller: &Caller, action: &str, target: &ResourceId) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        code,
+        format!(
+            "The client '{}' with object id '{}' does not have authorization to perform action '{}' over scope '{}' or the scope is invalid. If access was recently granted, please refresh your credentials.",
+            caller.app_id, caller.object_id, action, target
+        ),
+    )
+}
+
+/// Checks that `caller` may perform `action` on `target`; a denial is 403 `AuthorizationFailed`
+/// naming the caller, the action and the scope.
+pub async fn authorize(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    kind: ActionKind,
+    target: &ResourceId,
+) -> Result<(), ApiError> {
+    let grants = CallerGrants::load(state, caller).await?;
+    if grants.allows(action, kind, target) {
+        Ok(())
+    } else {
+        Err(denied("AuthorizationFailed", caller, action, target))
+    }
+}
