@@ -28,6 +28,9 @@ enum Command {
     Dev(ServerArgs),
     /// Start the long-running server (SQLite path or PostgreSQL URL).
     Server(ServerArgs),
+    /// Run the host agent: enroll with a join token, then serve the metadata endpoints for the
+    /// resources placed on this host.
+    Agent(AgentArgs),
     #[command(flatten)]
     Cli(cli::Command),
 }
@@ -57,7 +60,41 @@ struct ServerArgs {
     /// A TOML file with any of the settings above (keys spelled like the flags).
     #[arg(long, env = "AMBIENT_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Lifetime in seconds of the client certificates issued to agents [default: 86400].
+    #[arg(long, env = "AMBIENT_HOST_CERTIFICATE_LIFETIME", value_name = "SECS")]
+    host_certificate_lifetime: Option<i64>,
+    /// (dev) Where the local agent's shared IMDS listener binds [default: 127.0.0.1:0].
+    #[arg(long, value_name = "ADDR")]
+    imds_listen: Option<std::net::SocketAddr>,
+    /// (dev) Reproduce Azure's IMDS limits: 20 requests per second and 5 concurrent per resource.
+    #[arg(long)]
+    azure_rate_limits: bool,
     /// Log filter, as RUST_LOG (for example `info` or `server=debug`).
+    #[arg(long, env = "AMBIENT_LOG", value_name = "FILTER", default_value = "info")]
+    log: String,
+}
+
+#[derive(Args)]
+struct AgentArgs {
+    /// The server's URL.
+    #[arg(long, env = "AMBIENT_URL")]
+    server: String,
+    /// The one-time join token from `ambient host create` (only for the first start).
+    #[arg(long, env = "AMBIENT_JOIN_TOKEN", value_name = "TOKEN")]
+    join_token: Option<String>,
+    /// Where the agent keeps its key and certificate.
+    #[arg(long, value_name = "DIR")]
+    data_dir: PathBuf,
+    /// The CA that signed the server's certificate (PEM) [default: the system's trust store].
+    #[arg(long, env = "AMBIENT_CA_BUNDLE", value_name = "FILE")]
+    ca_bundle: Option<PathBuf>,
+    /// The shared IMDS listener (169.254.169.254:80 on a host that has that address).
+    #[arg(long, value_name = "ADDR")]
+    imds_listen: Option<std::net::SocketAddr>,
+    /// Reproduce Azure's IMDS limits: 20 requests per second and 5 concurrent per resource.
+    #[arg(long)]
+    azure_rate_limits: bool,
+    /// Log filter, as RUST_LOG.
     #[arg(long, env = "AMBIENT_LOG", value_name = "FILTER", default_value = "info")]
     log: String,
 }
@@ -84,6 +121,7 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Dev(args) => serve(server::Mode::Dev, args, cli.global).await,
         Command::Server(args) => serve(server::Mode::Server, args, cli.global).await,
+        Command::Agent(args) => run_agent(args).await,
         Command::Cli(command) => cli::run(command, cli.global).await,
     }
 }
@@ -103,20 +141,93 @@ async fn serve(mode: server::Mode, args: ServerArgs, global: cli::GlobalArgs) ->
         dns_suffix: args.dns_suffix,
         master_key_file: args.master_key_file,
         public_host: args.public_host,
+        host_certificate_lifetime: args.host_certificate_lifetime,
     };
     let master_key = std::env::var("AMBIENT_MASTER_KEY").ok();
     let config = server::ServerConfig::resolve(mode, file.overlay(flags), master_key, &cwd)?;
     let running = server::start(config).await?;
-    if mode == server::Mode::Dev {
-        print_dev_banner(&running);
-    }
+    // `ambient dev` runs the agent for host `local` in this process, enrolled through the same
+    // protocol as a remote agent.
+    let agent = if mode == server::Mode::Dev {
+        let token = running
+            .join_token("local")
+            .await
+            .map_err(anyhow::Error::msg)
+            .context("create host local")?;
+        let ca = std::fs::read(running.ca_cert_path()).context("read the local CA")?;
+        let rate_limit = if args.azure_rate_limits {
+            agent::RateLimit::azure()
+        } else {
+            agent::RateLimit::generous()
+        };
+        let agent = agent::start(agent::AgentConfig {
+            server_url: running.base_url().to_owned(),
+            server_ca_pem: ca,
+            data_dir: running.data_dir().join("agent-local"),
+            host: Some("local".to_owned()),
+            join_token: Some(token.into()),
+            imds_listen: Some(
+                args.imds_listen.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+            ),
+            resource_listen_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            rate_limit,
+            clock: std::sync::Arc::new(domain::SystemClock),
+        })
+        .await
+        .context("start the local agent")?;
+        print_dev_banner(&running, &agent);
+        Some(agent)
+    } else {
+        None
+    };
     wait_for_stop_signal().await?;
     tracing::info!("shutting down");
+    if let Some(agent) = agent {
+        agent.shutdown().await;
+    }
     running.shutdown().await;
     Ok(())
 }
 
-fn print_dev_banner(running: &server::RunningServer) {
+async fn run_agent(args: AgentArgs) -> Result<()> {
+    init_tracing(&args.log);
+    if !args.server.starts_with("https://") {
+        anyhow::bail!("--server must be an https:// URL (got {})", args.server);
+    }
+    let ca = match &args.ca_bundle {
+        Some(path) => std::fs::read(path).with_context(|| format!("read {}", path.display()))?,
+        None => Vec::new(),
+    };
+    let host = args
+        .join_token
+        .as_deref()
+        .and_then(|token| token.split_once('.'))
+        .map(|(host, _)| host.to_owned());
+    let rate_limit = if args.azure_rate_limits {
+        agent::RateLimit::azure()
+    } else {
+        agent::RateLimit::generous()
+    };
+    let running = agent::start(agent::AgentConfig {
+        server_url: args.server.trim_end_matches('/').to_owned(),
+        server_ca_pem: ca,
+        data_dir: args.data_dir,
+        host,
+        join_token: args.join_token.map(Into::into),
+        imds_listen: args.imds_listen,
+        resource_listen_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+        rate_limit,
+        clock: std::sync::Arc::new(domain::SystemClock),
+    })
+    .await
+    .context("start the agent")?;
+    eprintln!("agent for host {} is running", running.host());
+    wait_for_stop_signal().await?;
+    running.shutdown().await;
+    Ok(())
+}
+
+fn print_dev_banner(running: &server::RunningServer, agent: &agent::RunningAgent) {
     let deployment = running.deployment();
     let env_path = running.data_dir().join("env.sh");
     println!("Ambient is running at {}", running.base_url());

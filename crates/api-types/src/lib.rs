@@ -8,5 +8,6 @@
 
 pub mod arm;
 pub mod health;
+pub mod hosting;
 pub mod oauth;
 pub mod profile;

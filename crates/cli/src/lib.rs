@@ -4,10 +4,24 @@
 //! executes one. The CLI talks to the server only through `client` and the public API, signs in
 //! with the `identity` library, and keeps its profile under the data directory
 //! (`$AMBIENT_HOME/profile.json`, written by `ambient dev` or `ambient login`).
+//!
+//! Control-plane groups (`group`, `identity`, `vm`, `webapp`, `functionapp`, `role`,
+//! `monitor activity-log`) build their requests with pure functions and send them through
+//! `arm::Arm`; every command returns an `output::Printed` that `--query` and `--output` shape.
 
 mod ad;
+mod arm;
+mod compute;
+mod group;
+mod host;
+mod identity_cmd;
+mod keyvault;
+mod monitor;
 mod output;
 mod profile;
+mod query;
+mod role;
+mod run;
 
 use std::path::PathBuf;
 
@@ -15,6 +29,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 
 pub use crate::output::Output;
+use crate::output::Printed;
 
 /// Flags every command accepts.
 #[derive(Debug, Clone, Args)]
@@ -31,6 +46,9 @@ pub struct GlobalArgs {
     /// Output format.
     #[arg(long, short = 'o', global = true, value_enum, default_value = "json")]
     pub output: Output,
+    /// A JMESPath query applied to the result before output (as az's `--query`).
+    #[arg(long, global = true, value_name = "JMESPATH")]
+    pub query: Option<String>,
 }
 
 /// The CLI's command groups.
@@ -47,9 +65,35 @@ pub enum Command {
     /// The token service's signing keys.
     #[command(subcommand, name = "token-keys")]
     TokenKeys(TokenKeysCommand),
-    /// Logs.
+    /// Logs: sign-ins and control-plane activity.
     #[command(subcommand)]
-    Monitor(MonitorCommand),
+    Monitor(monitor::MonitorCommand),
+    /// Resource groups.
+    Group(group::GroupArgs),
+    /// User-assigned managed identities and their federated credentials.
+    Identity(identity_cmd::IdentityArgs),
+    /// Virtual machines and their managed identities.
+    Vm(compute::ComputeArgs),
+    /// Web apps and their managed identities.
+    Webapp(compute::ComputeArgs),
+    /// Function apps and their managed identities.
+    Functionapp(compute::ComputeArgs),
+    /// Role-based access control: role assignments and definitions.
+    Role(role::RoleArgs),
+    /// Key Vault: vaults and their secrets.
+    Keyvault(keyvault::KeyvaultArgs),
+    /// Hosts that run agents, and their join tokens.
+    #[command(subcommand)]
+    Host(host::HostCommand),
+    /// Run a command as a workload of a compute resource (its managed identities).
+    Run(run::RunArgs),
+    /// (internal) The forwarder `ambient run --isolate` starts inside its namespace.
+    #[command(name = "netns-forward", hide = true)]
+    NetnsForward {
+        /// ADDR=SOCKET: listen on ADDR, pass connections to the Unix socket.
+        #[arg(long = "map", required = true)]
+        maps: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -110,52 +154,33 @@ pub enum TokenKeysCommand {
     List,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum MonitorCommand {
-    /// The sign-in log.
-    #[command(subcommand, name = "sign-in-log")]
-    SignInLog(SignInLogCommand),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum SignInLogCommand {
-    /// List sign-ins (every token issued or refused), oldest first.
-    List {
-        /// Only this principal (object id or app id).
-        #[arg(long)]
-        principal: Option<String>,
-        /// Only sign-ins at or after this time (RFC 3339, e.g. 2024-01-01T00:00:00Z).
-        #[arg(long)]
-        since: Option<String>,
-        /// At most this many.
-        #[arg(long, default_value_t = 1000)]
-        top: u32,
-    },
-}
-
 /// Runs one CLI command.
 pub async fn run(command: Command, global: GlobalArgs) -> Result<()> {
-    let value = match command {
-        Command::Login(args) => login(args, &global).await?,
+    // A bad query fails before the command changes anything.
+    let query = global.query.as_deref().map(query::Query::parse).transpose()?;
+    let printed = match command {
+        Command::Login(args) => Printed::plain(login(args, &global).await?),
         Command::Account(AccountCommand::Show) => {
-            profile::account_view(&profile::load(&global.home)?)
+            Printed::plain(profile::account_view(&profile::load(&global.home)?))
         }
         Command::Account(AccountCommand::GetAccessToken(args)) => {
-            get_access_token(args, &global).await?
+            Printed::plain(get_access_token(args, &global).await?)
         }
-        Command::Ad(command) => ad::run(command, &global).await?,
+        Command::Ad(command) => Printed::plain(ad::run(command, &global).await?),
         Command::TokenKeys(TokenKeysCommand::Rotate { activate_in }) => {
             let client = profile::client(&profile::load(&global.home)?)?;
-            client
-                .post(
-                    "/v1.0/ambient/signingKeys/rotate",
-                    &serde_json::json!({"activateInSeconds": activate_in}),
-                )
-                .await?
+            Printed::plain(
+                client
+                    .post(
+                        "/v1.0/ambient/signingKeys/rotate",
+                        &serde_json::json!({"activateInSeconds": activate_in}),
+                    )
+                    .await?,
+            )
         }
         Command::TokenKeys(TokenKeysCommand::List) => {
             let client = profile::client(&profile::load(&global.home)?)?;
-            serde_json::Value::Array(
+            Printed::plain(serde_json::Value::Array(
                 client
                     .get("/v1.0/ambient/signingKeys")
                     .await?
@@ -163,51 +188,30 @@ pub async fn run(command: Command, global: GlobalArgs) -> Result<()> {
                     .and_then(|keys| keys.as_array())
                     .cloned()
                     .unwrap_or_default(),
-            )
+            ))
         }
-        Command::Monitor(MonitorCommand::SignInLog(SignInLogCommand::List {
-            principal,
-            since,
-            top,
-        })) => {
-            let client = profile::client(&profile::load(&global.home)?)?;
-            let mut clauses = Vec::new();
-            if let Some(principal) = principal {
-                clauses.push(format!("appId eq '{}'", principal.replace('\'', "''")));
-            }
-            if let Some(since) = since {
-                clauses.push(format!("createdDateTime ge {since}"));
-            }
-            let mut path = format!("/v1.0/auditLogs/signIns?$top={top}");
-            if !clauses.is_empty() {
-                path.push_str(&format!("&$filter={}", client::encode(&clauses.join(" and "))));
-            }
-            let events = client::values(client.get(&path).await?);
-            if global.output == Output::Json {
-                serde_json::Value::Array(events)
-            } else {
-                serde_json::Value::Array(events.iter().map(sign_in_row).collect())
-            }
+        Command::Monitor(command) => monitor::run(command, &global).await?,
+        Command::Group(args) => group::run(args, &global).await?,
+        Command::Identity(args) => identity_cmd::run(args, &global).await?,
+        Command::Vm(args) => compute::run(&compute::VM, args, &global).await?,
+        Command::Webapp(args) => compute::run(&compute::WEBAPP, args, &global).await?,
+        Command::Functionapp(args) => compute::run(&compute::FUNCTIONAPP, args, &global).await?,
+        Command::Role(args) => role::run(args, &global).await?,
+        Command::Keyvault(args) => keyvault::run(args, &global).await?,
+        Command::Host(command) => host::run(command, &global).await?,
+        Command::Run(args) => {
+            let code = run::run(args, &global).await?;
+            std::process::exit(code);
+        }
+        Command::NetnsForward { maps } => {
+            run::forward(&maps).await?;
+            output::Printed::nothing()
         }
     };
-    if !value.is_null() {
-        println!("{}", output::render(&value, global.output));
+    if let Some(text) = output::finish(printed, query.as_ref(), global.output)? {
+        println!("{text}");
     }
     Ok(())
-}
-
-/// The columns of a sign-in worth a table row.
-fn sign_in_row(event: &serde_json::Value) -> serde_json::Value {
-    serde_json::json!({
-        "time": event["createdDateTime"],
-        "appId": event["appId"],
-        "principal": event["servicePrincipalName"],
-        "credential": event["credentialType"],
-        "resource": event["resourceId"],
-        "result": if event["status"]["errorCode"] == 0 { "success" } else { "failure" },
-        "errorCode": event["status"]["errorCode"],
-        "ip": event["ipAddress"],
-    })
 }
 
 async fn login(args: LoginArgs, global: &GlobalArgs) -> Result<serde_json::Value> {
@@ -289,4 +293,85 @@ async fn get_access_token(
         map.remove("subscription");
     }
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory as _, Parser};
+
+    use super::*;
+
+    /// The CLI as the `ambient` binary flattens it.
+    #[derive(Debug, Parser)]
+    struct TestCli {
+        #[command(subcommand)]
+        command: Command,
+        #[command(flatten)]
+        global: GlobalArgs,
+    }
+
+    #[test]
+    fn command_tree_is_consistent() {
+        TestCli::command().debug_assert();
+    }
+
+    #[test]
+    fn az_spellings_parse() {
+        // Goal: the command lines people copy from az docs parse; method: parse each one.
+        let lines = [
+            "group create -n rg1 -l local --tags env=dev owner=me",
+            "group delete -g rg1 --yes --no-wait",
+            "identity create -g rg1 -n id1 --subscription s2",
+            "identity show --ids /subscriptions/s/resourceGroups/rg1/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1 --query clientId -o tsv",
+            "identity federated-credential create -g rg1 --identity-name id1 -n fic1 --issuer https://i --subject s --audiences a b",
+            "identity federated-credential delete -g rg1 --identity-name id1 -n fic1 --yes",
+            "vm create -g rg1 -n vm1 --image Ubuntu2204 --assign-identity --role Reader --scope /subscriptions/s",
+            "vm create -g rg1 -n vm1 --assign-identity [system] id1 --host h1",
+            "vm identity assign -g rg1 -n vm1 --identities id1 [system]",
+            "vm identity remove -g rg1 -n vm1",
+            "vm delete -g rg1 -n vm1 -y",
+            "webapp create -g rg1 -n app1 --assign-identity",
+            "functionapp identity show -g rg1 -n f1 -o none",
+            "role assignment create --assignee 00000000-0000-0000-0000-000000000001 --role Reader --scope /subscriptions/s",
+            "role assignment list --all --assignee x --include-groups -o table",
+            "role assignment delete --ids /a /b --yes",
+            "role definition create --role-definition @role.json",
+            "role definition list --custom-role-only --name Custom",
+            "monitor activity-log list -g rg1 --offset 1d --max-events 10",
+            "monitor sign-in-log list --top 5",
+        ];
+        for line in lines {
+            let argv = std::iter::once("ambient").chain(line.split(' '));
+            if let Err(error) = TestCli::try_parse_from(argv) {
+                panic!("`{line}` does not parse: {error}");
+            }
+        }
+        let rejected = [
+            "identity show --ids /x -g rg1",
+            "role assignment list --scope /s -g rg1",
+            "monitor activity-log list -g rg1 --correlation-id c",
+        ];
+        for line in rejected {
+            let argv = std::iter::once("ambient").chain(line.split(' '));
+            assert!(TestCli::try_parse_from(argv).is_err(), "`{line}` should be refused");
+        }
+    }
+
+    #[test]
+    fn table_columns_are_valid_queries() {
+        let all = [
+            group::GROUP_COLUMNS,
+            identity_cmd::IDENTITY_COLUMNS,
+            identity_cmd::CREDENTIAL_COLUMNS,
+            compute::COMPUTE_COLUMNS,
+            role::ASSIGNMENT_COLUMNS,
+            role::DEFINITION_COLUMNS,
+            monitor::ACTIVITY_COLUMNS,
+        ];
+        for columns in all {
+            for (header, expression) in columns {
+                assert!(query::Query::parse(expression).is_ok(), "column {header}: {expression}");
+            }
+        }
+    }
 }

@@ -1,13 +1,70 @@
-//! Printing results the way `az` does: `--output json` (the default), `table` or `tsv`.
+//! Printing results the way `az` does: `--output json` (the default), `table`, `tsv` or
+//! `none`, after `--query`.
+//!
+//! A command returns a [`Printed`]: the value, and optionally the columns `--output table` shows
+//! (az's "table transformers"); the columns are ignored when `--query` reshapes the value.
 
 use serde_json::Value;
+
+use crate::query::Query;
 
 /// The `--output` format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
+    #[value(alias = "jsonc")]
     Json,
     Table,
     Tsv,
+    /// Print nothing (for scripts that only want the exit code).
+    None,
+}
+
+/// Table columns: (header, JMESPath expression evaluated on each row).
+pub type Columns = &'static [(&'static str, &'static str)];
+
+/// What a command produces.
+#[derive(Debug)]
+pub struct Printed {
+    /// The result; `Value::Null` prints nothing.
+    pub value: Value,
+    /// The columns of `--output table`, when the generic table is not the useful one.
+    pub columns: Option<Columns>,
+}
+
+impl Printed {
+    /// A result printed with the generic table.
+    pub fn plain(value: Value) -> Printed {
+        Printed { value, columns: None }
+    }
+
+    /// A result with its own table columns.
+    pub fn with_columns(value: Value, columns: Columns) -> Printed {
+        Printed { value, columns: Some(columns) }
+    }
+
+    /// Nothing to print.
+    pub fn nothing() -> Printed {
+        Printed::plain(Value::Null)
+    }
+}
+
+/// Applies `query`, then renders in `format`; `None` when there is nothing to print.
+pub fn finish(
+    printed: Printed,
+    query: Option<&Query>,
+    format: Output,
+) -> anyhow::Result<Option<String>> {
+    let (value, columns) = match query {
+        Some(query) => (query.search(&printed.value)?, None),
+        None => (printed.value, printed.columns),
+    };
+    if value.is_null() || format == Output::None {
+        return Ok(None);
+    }
+    Ok(Some(match (format, columns) {
+        (Output::Table, Some(columns)) => table_with_columns(&value, columns),
+        _ => render(&value, format),
+    }))
 }
 
 /// Renders `value` in `format`.
@@ -16,7 +73,24 @@ pub fn render(value: &Value, format: Output) -> String {
         Output::Json => serde_json::to_string_pretty(value).unwrap_or_default(),
         Output::Table => table(value),
         Output::Tsv => tsv(value),
+        Output::None => String::new(),
     }
+}
+
+/// A table with the given columns, one row per element (or one row for an object).
+pub fn table_with_columns(value: &Value, columns: Columns) -> String {
+    let queries: Vec<Query> = columns
+        .iter()
+        .map(|(_, expression)| {
+            Query::parse(expression).expect("table columns are valid JMESPath (see tests)")
+        })
+        .collect();
+    let cells: Vec<Vec<String>> = rows(value)
+        .iter()
+        .map(|row| queries.iter().map(|query| scalar(query.search(row).ok().as_ref())).collect())
+        .collect();
+    let headers: Vec<String> = columns.iter().map(|(header, _)| (*header).to_owned()).collect();
+    format_table(&headers, &cells)
 }
 
 fn rows(value: &Value) -> Vec<&Value> {
@@ -46,6 +120,11 @@ fn scalar(value: Option<&Value>) -> String {
     match value {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(text)) => text.clone(),
+        Some(Value::Array(items))
+            if items.iter().all(|item| !item.is_object() && !item.is_array()) =>
+        {
+            items.iter().map(|item| scalar(Some(item))).collect::<Vec<_>>().join(", ")
+        }
         Some(other) => other.to_string(),
     }
 }
@@ -63,6 +142,10 @@ fn table(value: &Value) -> String {
         .iter()
         .map(|row| columns.iter().map(|column| scalar(row.get(column))).collect())
         .collect();
+    format_table(&columns, &cells)
+}
+
+fn format_table(columns: &[String], cells: &[Vec<String>]) -> String {
     let widths: Vec<usize> = columns
         .iter()
         .enumerate()
@@ -86,7 +169,7 @@ fn table(value: &Value) -> String {
             .to_owned()
     };
     let mut out = vec![
-        line(&columns),
+        line(columns),
         line(&widths.iter().map(|width| "-".repeat(*width)).collect::<Vec<_>>()),
     ];
     out.extend(cells.iter().map(|row| line(row)));
@@ -99,6 +182,13 @@ fn tsv(value: &Value) -> String {
         .map(|row| match row {
             Value::Object(map) => map
                 .values()
+                .filter(|value| !value.is_object() && !value.is_array())
+                .map(|value| scalar(Some(value)))
+                .collect::<Vec<_>>()
+                .join("\t"),
+            // A list row (from `--query "[].[a, b]"`) prints its items tab-separated, as az does.
+            Value::Array(items) => items
+                .iter()
                 .filter(|value| !value.is_object() && !value.is_array())
                 .map(|value| scalar(Some(value)))
                 .collect::<Vec<_>>()
@@ -116,12 +206,35 @@ mod tests {
     #[test]
     fn tables_align_scalar_columns() {
         let value = serde_json::json!([{"name": "a", "n": 1, "nested": {"x": 1}}, {"name": "long", "n": 22}]);
+        // Keys print sorted, as az prints them.
         expect_test::expect![[r#"
-            name  n
-            ----  --
-            a     1
-            long  22"#]]
+            n   name
+            --  ----
+            1   a
+            22  long"#]]
         .assert_eq(&render(&value, Output::Table));
-        assert_eq!(render(&value, Output::Tsv), "a\t1\nlong\t22");
+        assert_eq!(render(&value, Output::Tsv), "1\ta\n22\tlong");
+    }
+
+    #[test]
+    fn columns_pick_and_order_fields() {
+        let value = serde_json::json!([
+            {"name": "vm1", "location": "local", "id": "/x", "tags": {"a": "b"}, "zones": ["1", "2"]},
+            {"name": "vm2", "location": "west"}
+        ]);
+        let columns: Columns =
+            &[("Name", "name"), ("Location", "location"), ("Tag", "tags.a"), ("Zones", "zones")];
+        expect_test::expect![[r#"
+            Name  Location  Tag  Zones
+            ----  --------  ---  -----
+            vm1   local     b    1, 2
+            vm2   west"#]]
+        .assert_eq(&table_with_columns(&value, columns));
+        let query = Query::parse("[0].name").unwrap();
+        let printed = Printed::with_columns(value, columns);
+        assert_eq!(finish(printed, Some(&query), Output::Table).unwrap().as_deref(), Some("vm1"));
+        assert_eq!(finish(Printed::nothing(), None, Output::Json).unwrap(), None);
+        let pairs = serde_json::json!([["vm1", "local"], ["vm2", "west"]]);
+        assert_eq!(render(&pairs, Output::Tsv), "vm1\tlocal\nvm2\twest");
     }
 }

@@ -51,6 +51,7 @@ pub struct Client {
     http: reqwest::Client,
     base_url: String,
     credential: Arc<dyn TokenCredential>,
+    ca_pem: Option<Vec<u8>>,
 }
 
 impl Client {
@@ -70,7 +71,65 @@ impl Client {
         let http = builder
             .build()
             .map_err(|error| ClientError::Config(format!("http client: {error}")))?;
-        Ok(Client { http, base_url: base_url.trim_end_matches('/').to_owned(), credential })
+        Ok(Client {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            credential,
+            ca_pem: ca_pem.map(<[u8]>::to_vec),
+        })
+    }
+
+    /// A request to a data plane served by the same server under another host name (a vault at
+    /// `https://{name}.vault.{suffix}:{port}/`), with a token for `scope`. The host name is
+    /// resolved to the server's own address, so it works where `*.localhost` names do not
+    /// resolve; TLS still checks the certificate for the real name.
+    pub async fn data_request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        scope: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
+        let config = |message: String| ClientError::Config(message);
+        let target =
+            reqwest::Url::parse(url).map_err(|error| config(format!("bad URL {url}: {error}")))?;
+        let server = reqwest::Url::parse(&self.base_url)
+            .map_err(|error| config(format!("bad server URL: {error}")))?;
+        let server_host = server.host_str().unwrap_or("localhost").to_owned();
+        let server_port = server.port_or_known_default().unwrap_or(443);
+        let address = tokio_lookup(&server_host, server_port)?;
+        let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60));
+        if let Some(pem) = &self.ca_pem {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|error| config(format!("CA bundle: {error}")))?;
+            builder = builder.tls_certs_merge(certificates);
+        }
+        if let Some(host) = target.host_str() {
+            builder = builder.resolve(host, address);
+        }
+        let http = builder.build().map_err(|error| config(format!("http client: {error}")))?;
+        let token = self.credential.get_token(&[scope], &TokenRequestOptions::default()).await?;
+        let mut request = http.request(method, target).bearer_auth(token.token.expose());
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let transport = |error: reqwest::Error| ClientError::Transport {
+            url: url.to_owned(),
+            message: error.to_string(),
+        };
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(transport)?;
+        if status.is_success() {
+            if bytes.is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_slice(&bytes).map_err(|error| ClientError::Transport {
+                url: url.to_owned(),
+                message: format!("invalid JSON: {error}"),
+            });
+        }
+        Err(api_error(status.as_u16(), &bytes))
     }
 
     /// The server's base URL.
@@ -217,6 +276,21 @@ impl Client {
     }
 }
 
+/// The first address `host:port` resolves to (the server's own name, normally `localhost`).
+fn tokio_lookup(host: &str, port: u16) -> Result<std::net::SocketAddr, ClientError> {
+    use std::net::ToSocketAddrs as _;
+    let mut addresses = (host, port)
+        .to_socket_addrs()
+        .map_err(|error| ClientError::Config(format!("resolve {host}: {error}")))?
+        .collect::<Vec<_>>();
+    // Prefer IPv4: the server listens on 127.0.0.1 by default.
+    addresses.sort_by_key(|address| !address.is_ipv4());
+    addresses
+        .into_iter()
+        .next()
+        .ok_or_else(|| ClientError::Config(format!("{host} has no address")))
+}
+
 /// The `value` array of a list answer.
 pub fn values(page: Value) -> Vec<Value> {
     match page {
@@ -250,11 +324,22 @@ fn api_error(status: u16, body: &[u8]) -> ClientError {
     struct Detail {
         code: String,
         message: String,
+        #[serde(default)]
+        innererror: Option<Inner>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Inner {
+        code: String,
     }
     match serde_json::from_slice::<Envelope>(body) {
-        Ok(envelope) => {
-            ClientError::Api { status, code: envelope.error.code, message: envelope.error.message }
-        }
+        Ok(envelope) => ClientError::Api {
+            status,
+            code: match envelope.error.innererror {
+                Some(inner) => format!("{} ({})", envelope.error.code, inner.code),
+                None => envelope.error.code,
+            },
+            message: envelope.error.message,
+        },
         Err(_) => ClientError::Api {
             status,
             code: "UnexpectedResponse".to_owned(),

@@ -45,6 +45,11 @@ impl ClientCertificate {
                 "certificate PEM is larger than {PEM_BYTES_MAX} bytes"
             )));
         }
+        if contains(pem, b"-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+            return Err(Error::InvalidConfig(
+                "certificate PEM holds an encrypted private key; decrypt it first".to_owned(),
+            ));
+        }
         let mut certificates = Vec::new();
         let mut key_pair = None;
         for section in <(SectionKind, Vec<u8>)>::pem_slice_iter(pem) {

@@ -111,8 +111,7 @@ impl TokenCache {
         let entry = self.entry(key);
         let attempts_seen = entry.attempts_completed.load(Ordering::SeqCst);
         let mut state = entry.state.lock().await;
-        if false
-            && entry.attempts_completed.load(Ordering::SeqCst) != attempts_seen
+        if entry.attempts_completed.load(Ordering::SeqCst) != attempts_seen
             && let Some(outcome) = &state.last_outcome
         {
             return outcome.clone();

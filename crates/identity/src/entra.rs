@@ -16,7 +16,6 @@ pub(crate) const JWT_BEARER_ASSERTION_TYPE: &str =
     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// An application's connection to its tenant's token endpoint.
-#[derive(Debug)]
 pub(crate) struct EntraClient {
     http: reqwest::Client,
     authority: Authority,
@@ -134,5 +133,16 @@ impl EntraClient {
             return Err(parse_error_response(status.as_u16(), &body));
         }
         parse_token_response(&body, self.clock.now_unix_secs())
+    }
+}
+
+impl std::fmt::Debug for EntraClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EntraClient")
+            .field("authority", &self.authority)
+            .field("tenant_id", &self.tenant_id)
+            .field("client_id", &self.client_id)
+            .field("additionally_allowed_tenants", &self.additionally_allowed_tenants)
+            .finish_non_exhaustive()
     }
 }

@@ -45,6 +45,9 @@ pub struct Planner<'a> {
     pub store: &'a dyn Store,
     pub now: UnixTime,
     pub tenant_id: &'a str,
+    /// Where vaults are served: `vault.{suffix}[:port]` (a vault's URI is
+    /// `https://{name}.{vault_host}/`).
+    pub vault_host: &'a str,
 }
 
 impl Planner<'_> {
@@ -335,7 +338,54 @@ impl Planner<'_> {
                     created_at: existing.as_ref().map_or(now, |row| row.created_at),
                 }));
             }
-            Kind::Vault => {}
+            Kind::Vault => {
+                check_vault_name(name)?;
+                if existing.is_none() {
+                    let filter = ResourceFilter {
+                        type_key: Some(types::VAULT.to_ascii_lowercase()),
+                        ..ResourceFilter::default()
+                    };
+                    let vaults =
+                        self.store.list_resources(&filter, &Page::first(LIST_BATCH * 20)).await?;
+                    if vaults.iter().any(|vault| vault.name.eq_ignore_ascii_case(name)) {
+                        return Err(Error::Conflict(format!(
+                            "The vault name '{name}' is already in use."
+                        )));
+                    }
+                }
+                if properties
+                    .get("enableRbacAuthorization")
+                    .is_some_and(|value| value == &json!(false))
+                {
+                    return Err(Error::bad_request(
+                        "BadRequest",
+                        "Ambient vaults use RBAC authorization only; 'enableRbacAuthorization' must be true.",
+                    ));
+                }
+                let retention = properties
+                    .get("softDeleteRetentionInDays")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(90);
+                if !(7..=90).contains(&retention) {
+                    return Err(Error::bad_request(
+                        "BadRequest",
+                        "'softDeleteRetentionInDays' must be between 7 and 90.",
+                    ));
+                }
+                let soft_delete =
+                    properties.get("enableSoftDelete").and_then(Value::as_bool).unwrap_or(true);
+                properties.insert("enableRbacAuthorization".to_owned(), json!(true));
+                properties.insert("enableSoftDelete".to_owned(), json!(soft_delete));
+                properties.insert("softDeleteRetentionInDays".to_owned(), json!(retention));
+                properties.insert("tenantId".to_owned(), json!(self.tenant_id));
+                properties
+                    .entry("sku".to_owned())
+                    .or_insert_with(|| json!({"family": "A", "name": "standard"}));
+                properties.insert(
+                    "vaultUri".to_owned(),
+                    json!(format!("https://{}.{}/", name.to_ascii_lowercase(), self.vault_host)),
+                );
+            }
         }
         properties.insert("provisioningState".to_owned(), json!("Succeeded"));
         extras.insert("properties".to_owned(), Value::Object(properties));
@@ -414,6 +464,9 @@ impl Planner<'_> {
                 }
             }
             writes.push(Write::DeleteFederatedCredentialsOf { identity_key: row.key.clone() });
+        }
+        if row.type_key == types::VAULT.to_ascii_lowercase() {
+            writes.push(Write::PurgeVault { vault_key: row.key.clone() });
         }
         if row.type_key == types::FEDERATED_CREDENTIAL.to_ascii_lowercase() {
             writes.push(Write::DeleteFederatedCredential { key: row.key.clone() });
@@ -559,6 +612,26 @@ fn tags_field(
         }
         None | Some(Value::Null) => Ok("{}".to_owned()),
         Some(_) => Err(Error::bad_request("InvalidTag", "'tags' must be an object")),
+    }
+}
+
+/// Vault names are DNS labels: 3 to 24 letters, digits and single hyphens, starting with a
+/// letter and ending with a letter or digit.
+fn check_vault_name(name: &str) -> Result<()> {
+    let ok = (3..=24).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !name.contains("--");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::bad_request(
+            "VaultNameNotValid",
+            format!(
+                "The vault name '{name}' is invalid: use 3 to 24 letters, digits and single hyphens, starting with a letter and ending with a letter or digit."
+            ),
+        ))
     }
 }
 

@@ -484,6 +484,7 @@ where
         store: state.store.as_ref(),
         now: state.clock.now(),
         tenant_id: &state.deployment.tenant_id,
+        vault_host: &state.vault_host,
     };
     let outcome = async {
         let plan = plan(planner).await.map_err(from_resources)?;
@@ -515,6 +516,7 @@ where
             other => ApiError::from(other),
         })?;
         state.directory.invalidate();
+        state.changes.notify();
         let body = plan.record.as_ref().map(resources::render).unwrap_or(Value::Null);
         Ok((status, Json(body)).into_response())
     }
@@ -536,6 +538,7 @@ async fn delete(context: &Context, id: &ResourceId, action: &str) -> Result<Resp
         store: state.store.as_ref(),
         now: state.clock.now(),
         tenant_id: &state.deployment.tenant_id,
+        vault_host: &state.vault_host,
     };
     let Some(plan) = planner.delete(id).await.map_err(from_resources)? else {
         return Ok(StatusCode::NO_CONTENT.into_response());
@@ -574,6 +577,7 @@ async fn delete(context: &Context, id: &ResourceId, action: &str) -> Result<Resp
         other => ApiError::from(other),
     })?;
     state.directory.invalidate();
+    state.changes.notify();
     Ok(StatusCode::OK.into_response())
 }
 

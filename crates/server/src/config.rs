@@ -17,6 +17,7 @@ pub struct Settings {
     pub dns_suffix: Option<String>,
     pub master_key_file: Option<PathBuf>,
     pub public_host: Option<String>,
+    pub host_certificate_lifetime: Option<i64>,
 }
 
 impl Settings {
@@ -29,6 +30,9 @@ impl Settings {
             dns_suffix: over.dns_suffix.or(self.dns_suffix),
             master_key_file: over.master_key_file.or(self.master_key_file),
             public_host: over.public_host.or(self.public_host),
+            host_certificate_lifetime: over
+                .host_certificate_lifetime
+                .or(self.host_certificate_lifetime),
         }
     }
 
@@ -68,6 +72,8 @@ pub struct ServerConfig {
     /// Where the master key lives; `AMBIENT_MASTER_KEY` (base64) takes precedence when set.
     pub master_key_file: PathBuf,
     pub master_key_base64: Option<domain::Secret<String>>,
+    /// Lifetime of the client certificates issued to agents (they renew at half-life).
+    pub host_certificate_lifetime_secs: i64,
     pub clock: Arc<dyn domain::Clock>,
 }
 
@@ -78,6 +84,7 @@ pub struct ConfigError(pub String);
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
 pub const DEFAULT_DNS_SUFFIX: &str = "localhost";
+pub const DEFAULT_HOST_CERTIFICATE_LIFETIME_SECS: i64 = 24 * 3600;
 
 impl ServerConfig {
     /// Resolves layered settings into a configuration. `cwd` anchors relative paths.
@@ -108,8 +115,18 @@ impl ServerConfig {
             .master_key_file
             .map(|path| absolute(cwd, &path))
             .unwrap_or_else(|| data_dir.join("master.key"));
+        let host_certificate_lifetime_secs = match settings.host_certificate_lifetime {
+            Some(secs) if (60..=30 * 86_400).contains(&secs) => secs,
+            Some(secs) => {
+                return Err(ConfigError(format!(
+                    "--host-certificate-lifetime {secs} must be between 60 and 2592000 seconds"
+                )));
+            }
+            None => DEFAULT_HOST_CERTIFICATE_LIFETIME_SECS,
+        };
         Ok(ServerConfig {
             mode,
+            host_certificate_lifetime_secs,
             data_dir,
             listen,
             database_url,

@@ -12,7 +12,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{arm, directory, sts};
+use crate::{arm, directory, hosting, keyvault, sts};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -52,13 +52,44 @@ pub fn router(state: AppState) -> Router {
         .route("/providers/{*rest}", any(arm::dispatch))
         .route("/tenants", any(arm::dispatch))
         .route("/metadata/endpoints", get(arm::metadata_endpoints))
+        // The agents' API.
+        .route("/hosting/hosts", get(hosting::list_hosts))
+        .route("/hosting/hosts/{name}", get(hosting::get_host).put(hosting::create_host))
+        .route("/hosting/hosts/{name}/revoke", post(hosting::revoke_host))
+        .route("/hosting/endpoints", get(hosting::resource_endpoints))
+        .route("/hosting/enroll", post(hosting::enroll))
+        .route("/hosting/renew", post(hosting::renew))
+        .route("/hosting/assignments", get(hosting::assignments))
+        .route("/hosting/status", post(hosting::status))
+        .route("/hosting/token", post(hosting::token))
         .fallback(not_found)
-        .with_state(state)
+        .with_state(state.clone())
         .layer(DefaultBodyLimit::max(domain::limits::REQUEST_BODY_BYTES_MAX))
         .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
             ApiError::internal("a request handler panicked").into_response()
         }))
+        .layer(middleware::from_fn_with_state(state, vault_hosts))
         .layer(middleware::from_fn(request_id))
+}
+
+/// Requests for `{vault}.vault.{suffix}` go to the Key Vault data plane; the rest to the router.
+async fn vault_hosts(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri().authority().map(|authority| authority.to_string()));
+    match host.and_then(|host| keyvault::vault_name_of(&host, &state.dns_suffix)) {
+        Some(vault) => {
+            let peer = request
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0);
+            keyvault::handle(state, vault, peer, request).await
+        }
+        None => next.run(request).await,
+    }
 }
 
 /// Liveness: the process answers.

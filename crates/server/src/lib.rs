@@ -17,7 +17,9 @@ mod convert;
 mod data_dir;
 mod directory;
 mod error;
+mod hosting;
 mod http;
+mod keyvault;
 mod state;
 mod sts;
 mod tls;
@@ -60,6 +62,7 @@ pub struct RunningServer {
     task: tokio::task::JoinHandle<()>,
     background: Vec<tokio::task::JoinHandle<()>>,
     sign_in_log: issuer::SignInLog,
+    state: state::AppState,
 }
 
 /// How often the key-rotation job looks at the keys (it rotates only when due).
@@ -118,19 +121,28 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         .map_err(|error| StartError::Issuer(error.to_string()))?,
     );
     let sign_in_log = issuer::SignInLog::start(store.clone());
+    let identity_headers =
+        crypto::hash::SecretHasher::new(&master_key.derive_subkey("identity-header"));
     let state = state::AppState {
+        changes: Arc::new(state::Changes::default()),
+        ca: Arc::new(tls_material.ca),
+        host_certificate_lifetime_secs: config.host_certificate_lifetime_secs,
+        identity_headers: Arc::new(identity_headers),
         directory: Arc::new(directory::Directory::new(store.clone())),
         store,
         clock: config.clock.clone(),
         deployment: Arc::new(deployment.clone()),
         hasher: Arc::new(hasher),
+        master_key: master_key.clone(),
         issuer: issuer.clone(),
         sign_in_log: sign_in_log.clone(),
         base_url: Arc::from(base_url.as_str()),
         dns_suffix: Arc::from(config.dns_suffix.as_str()),
+        vault_host: Arc::from(vault_host(&config.dns_suffix, local_addr.port()).as_str()),
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let task = tokio::spawn(tls::serve(listener, tls_config, http::router(state), shutdown_rx));
+    let task =
+        tokio::spawn(tls::serve(listener, tls_config, http::router(state.clone()), shutdown_rx));
     let background = vec![tokio::spawn(rotate_keys(issuer))];
     let running = RunningServer {
         local_addr,
@@ -142,6 +154,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         task,
         background,
         sign_in_log,
+        state,
     };
     running.write_client_files()?;
     tracing::info!(url = %running.base_url, mode = ?config.mode, "server listening");
@@ -244,6 +257,15 @@ impl RunningServer {
         Ok(())
     }
 
+    /// A one-time join token for host `name`, creating the host if needed (`ambient dev` uses it
+    /// to enroll its own agent through the same protocol as a remote one).
+    pub async fn join_token(&self, name: &str) -> Result<String, String> {
+        hosting::new_join_token(&self.state, name)
+            .await
+            .map(|(created, _)| created.join_token)
+            .map_err(|error| error.message)
+    }
+
     /// Stops accepting, drains in-flight requests and returns when the listener is closed.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
@@ -255,6 +277,11 @@ impl RunningServer {
         }
         self.sign_in_log.flush().await;
     }
+}
+
+/// `vault.{suffix}` with the port unless it is 443.
+fn vault_host(dns_suffix: &str, port: u16) -> String {
+    if port == 443 { format!("vault.{dns_suffix}") } else { format!("vault.{dns_suffix}:{port}") }
 }
 
 /// The scheduled key rotation: every node ticks; the lease lets one of them act, and every

@@ -13,10 +13,34 @@ pub struct AppState {
     pub clock: Arc<dyn domain::Clock>,
     pub deployment: Arc<Deployment>,
     pub hasher: Arc<crypto::hash::SecretHasher>,
+    pub master_key: Arc<crypto::envelope::MasterKey>,
     pub issuer: Arc<issuer::Issuer>,
     pub sign_in_log: issuer::SignInLog,
     pub directory: Arc<Directory>,
+    /// Wakes assignment watches when resources, identities or hosts change on this node.
+    pub changes: Arc<Changes>,
+    /// The local CA: signs agents' client certificates.
+    pub ca: Arc<crypto::pki::CertificateAuthority>,
+    pub host_certificate_lifetime_secs: i64,
+    /// Derives each resource's App Service secret (`X-IDENTITY-HEADER`).
+    pub identity_headers: Arc<crypto::hash::SecretHasher>,
     /// `https://{public_host}:{port}` without a trailing slash.
     pub base_url: Arc<str>,
     pub dns_suffix: Arc<str>,
+    /// `vault.{suffix}[:port]`: vault `v` is served at `https://v.{vault_host}/`.
+    pub vault_host: Arc<str>,
+}
+
+/// A change signal for long polls: waiters created before a change see it.
+#[derive(Default)]
+pub struct Changes(tokio::sync::Notify);
+
+impl Changes {
+    pub fn notify(&self) {
+        self.0.notify_waiters();
+    }
+
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.0.notified()
+    }
 }

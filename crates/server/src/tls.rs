@@ -25,7 +25,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The verified client certificate chain of the connection, leaf first, when the peer sent one.
-#[allow(dead_code)] // Read by the agents' API (host enrollment and renewal).
 #[derive(Clone, Debug)]
 pub struct PeerCertificates(pub Arc<Vec<CertificateDer<'static>>>);
 

@@ -172,6 +172,34 @@ pub trait Store: Send + Sync + 'static {
     async fn get_host(&self, id: &str) -> Result<Option<HostRecord>>;
     async fn list_hosts(&self) -> Result<Vec<HostRecord>>;
 
+    async fn get_vault_secret(
+        &self,
+        vault_key: &str,
+        name_key: &str,
+    ) -> Result<Option<VaultSecretRecord>>;
+    /// Secrets of a vault by name, `deleted` ones or live ones, after `after_name_key`.
+    async fn list_vault_secrets(
+        &self,
+        vault_key: &str,
+        deleted: bool,
+        after_name_key: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<VaultSecretRecord>>;
+    async fn get_vault_secret_version(
+        &self,
+        vault_key: &str,
+        name_key: &str,
+        version: &str,
+    ) -> Result<Option<VaultSecretVersionRecord>>;
+    /// Every version of a secret, oldest first.
+    async fn list_vault_secret_versions(
+        &self,
+        vault_key: &str,
+        name_key: &str,
+    ) -> Result<Vec<VaultSecretVersionRecord>>;
+    /// Soft-deleted secrets whose purge date has passed.
+    async fn list_vault_secrets_due(&self, now: i64, limit: i64) -> Result<Vec<VaultSecretRecord>>;
+
     async fn list_activity_events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>>;
     async fn list_sign_in_events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>>;
 

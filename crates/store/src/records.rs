@@ -55,6 +55,19 @@ pub enum Write {
     PutHost(HostRecord),
     AppendActivityEvent(NewEventRecord),
     AppendSignInEvent(NewEventRecord),
+    /// Inserts or replaces a Key Vault secret's row (its name, current version, deletion state).
+    PutVaultSecret(VaultSecretRecord),
+    /// Inserts or replaces one version of a secret.
+    PutVaultSecretVersion(VaultSecretVersionRecord),
+    /// Deletes a secret with every version, for good.
+    PurgeVaultSecret {
+        vault_key: String,
+        name_key: String,
+    },
+    /// Deletes every secret of a vault, for good.
+    PurgeVault {
+        vault_key: String,
+    },
 }
 
 /// The condition a `PutResource` write must meet.
@@ -312,5 +325,51 @@ pub struct Page {
 impl Page {
     pub fn first(limit: i64) -> Self {
         Page { after_key: None, limit }
+    }
+}
+
+/// A Key Vault secret: the name and its state; values live in [`VaultSecretVersionRecord`]s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultSecretRecord {
+    /// Lower-cased id of the vault resource.
+    pub vault_key: String,
+    /// Lower-cased secret name (names are case-insensitive in Key Vault).
+    pub name_key: String,
+    /// The name as first set.
+    pub name: String,
+    pub current_version: String,
+    /// Set while the secret is soft-deleted.
+    pub deleted_at: Option<i64>,
+    pub scheduled_purge_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One version of a secret. `value` is sealed by `crypto`'s envelope encryption.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VaultSecretVersionRecord {
+    pub vault_key: String,
+    pub name_key: String,
+    /// 32 lower-case hex digits.
+    pub version: String,
+    pub value: Vec<u8>,
+    pub content_type: Option<String>,
+    /// JSON object.
+    pub tags: String,
+    pub enabled: bool,
+    pub not_before: Option<i64>,
+    pub expires: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for VaultSecretVersionRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultSecretVersionRecord")
+            .field("vault_key", &self.vault_key)
+            .field("name_key", &self.name_key)
+            .field("version", &self.version)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
     }
 }

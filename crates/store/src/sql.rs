@@ -158,6 +158,35 @@ macro_rules! store_impl {
             })
         }
 
+        fn vault_secret_from_row(row: &$row) -> Result<VaultSecretRecord> {
+            Ok(VaultSecretRecord {
+                vault_key: row.try_get("vault_key")?,
+                name_key: row.try_get("name_key")?,
+                name: row.try_get("name")?,
+                current_version: row.try_get("current_version")?,
+                deleted_at: row.try_get("deleted_at")?,
+                scheduled_purge_at: row.try_get("scheduled_purge_at")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        }
+
+        fn vault_version_from_row(row: &$row) -> Result<VaultSecretVersionRecord> {
+            Ok(VaultSecretVersionRecord {
+                vault_key: row.try_get("vault_key")?,
+                name_key: row.try_get("name_key")?,
+                version: row.try_get("version")?,
+                value: row.try_get("value")?,
+                content_type: row.try_get("content_type")?,
+                tags: row.try_get("tags")?,
+                enabled: row.try_get("enabled")?,
+                not_before: row.try_get("not_before")?,
+                expires: row.try_get("expires")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        }
+
         fn event_from_row(row: &$row, id_column: &str) -> Result<EventRecord> {
             Ok(EventRecord {
                 seq: row.try_get("seq")?,
@@ -511,6 +540,64 @@ macro_rules! store_impl {
                     .execute(&mut *conn)
                     .await?;
                 }
+                Write::PutVaultSecret(secret) => {
+                    sqlx::query(
+                        "INSERT INTO vault_secrets (vault_key, name_key, name, current_version, deleted_at, \
+                         scheduled_purge_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                         ON CONFLICT (vault_key, name_key) DO UPDATE SET current_version = excluded.current_version, \
+                         deleted_at = excluded.deleted_at, scheduled_purge_at = excluded.scheduled_purge_at, \
+                         updated_at = excluded.updated_at",
+                    )
+                    .bind(secret.vault_key)
+                    .bind(secret.name_key)
+                    .bind(secret.name)
+                    .bind(secret.current_version)
+                    .bind(secret.deleted_at)
+                    .bind(secret.scheduled_purge_at)
+                    .bind(secret.created_at)
+                    .bind(secret.updated_at)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Write::PutVaultSecretVersion(version) => {
+                    sqlx::query(
+                        "INSERT INTO vault_secret_versions (vault_key, name_key, version, value, content_type, \
+                         tags, enabled, not_before, expires, created_at, updated_at) VALUES \
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (vault_key, name_key, version) \
+                         DO UPDATE SET content_type = excluded.content_type, tags = excluded.tags, \
+                         enabled = excluded.enabled, not_before = excluded.not_before, expires = excluded.expires, \
+                         updated_at = excluded.updated_at",
+                    )
+                    .bind(version.vault_key)
+                    .bind(version.name_key)
+                    .bind(version.version)
+                    .bind(version.value)
+                    .bind(version.content_type)
+                    .bind(version.tags)
+                    .bind(version.enabled)
+                    .bind(version.not_before)
+                    .bind(version.expires)
+                    .bind(version.created_at)
+                    .bind(version.updated_at)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Write::PurgeVaultSecret { vault_key, name_key } => {
+                    for sql in [
+                        "DELETE FROM vault_secret_versions WHERE vault_key = $1 AND name_key = $2",
+                        "DELETE FROM vault_secrets WHERE vault_key = $1 AND name_key = $2",
+                    ] {
+                        sqlx::query(sql).bind(&vault_key).bind(&name_key).execute(&mut *conn).await?;
+                    }
+                }
+                Write::PurgeVault { vault_key } => {
+                    for sql in [
+                        "DELETE FROM vault_secret_versions WHERE vault_key = $1",
+                        "DELETE FROM vault_secrets WHERE vault_key = $1",
+                    ] {
+                        sqlx::query(sql).bind(&vault_key).execute(&mut *conn).await?;
+                    }
+                }
                 Write::AppendSignInEvent(event) => {
                     sqlx::query(
                         "INSERT INTO sign_in_events (event_id, tenant_id, principal_id, app_id, \
@@ -828,6 +915,74 @@ macro_rules! store_impl {
             async fn list_hosts(&self) -> Result<Vec<HostRecord>> {
                 let rows = sqlx::query("SELECT * FROM hosts ORDER BY id").fetch_all(&self.pool).await?;
                 rows.iter().map(host_from_row).collect()
+            }
+
+            async fn get_vault_secret(&self, vault_key: &str, name_key: &str) -> Result<Option<VaultSecretRecord>> {
+                let row = sqlx::query("SELECT * FROM vault_secrets WHERE vault_key = $1 AND name_key = $2")
+                    .bind(vault_key)
+                    .bind(name_key)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|row| vault_secret_from_row(&row)).transpose()
+            }
+
+            async fn list_vault_secrets(
+                &self,
+                vault_key: &str,
+                deleted: bool,
+                after_name_key: Option<&str>,
+                limit: i64,
+            ) -> Result<Vec<VaultSecretRecord>> {
+                let mut query = sqlx::QueryBuilder::<$db>::new("SELECT * FROM vault_secrets WHERE vault_key = ");
+                query.push_bind(vault_key.to_owned());
+                query.push(if deleted { " AND deleted_at IS NOT NULL" } else { " AND deleted_at IS NULL" });
+                if let Some(after) = after_name_key {
+                    query.push(" AND name_key > ").push_bind(after.to_owned());
+                }
+                query.push(" ORDER BY name_key LIMIT ").push_bind(limit);
+                let rows = query.build().fetch_all(&self.pool).await?;
+                rows.iter().map(vault_secret_from_row).collect()
+            }
+
+            async fn get_vault_secret_version(
+                &self,
+                vault_key: &str,
+                name_key: &str,
+                version: &str,
+            ) -> Result<Option<VaultSecretVersionRecord>> {
+                let row = sqlx::query(
+                    "SELECT * FROM vault_secret_versions WHERE vault_key = $1 AND name_key = $2 AND version = $3",
+                )
+                .bind(vault_key)
+                .bind(name_key)
+                .bind(version)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|row| vault_version_from_row(&row)).transpose()
+            }
+
+            async fn list_vault_secret_versions(&self, vault_key: &str, name_key: &str) -> Result<Vec<VaultSecretVersionRecord>> {
+                let rows = sqlx::query(
+                    "SELECT * FROM vault_secret_versions WHERE vault_key = $1 AND name_key = $2 \
+                     ORDER BY created_at, version",
+                )
+                .bind(vault_key)
+                .bind(name_key)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(vault_version_from_row).collect()
+            }
+
+            async fn list_vault_secrets_due(&self, now: i64, limit: i64) -> Result<Vec<VaultSecretRecord>> {
+                let rows = sqlx::query(
+                    "SELECT * FROM vault_secrets WHERE scheduled_purge_at IS NOT NULL AND scheduled_purge_at <= $1 \
+                     ORDER BY scheduled_purge_at LIMIT $2",
+                )
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(vault_secret_from_row).collect()
             }
 
             async fn list_activity_events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>> {

@@ -104,9 +104,17 @@ impl Arm {
         )
     }
 
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// Assigns `role` (name) to `principal` at `scope` and returns the assignment id.
     pub async fn assign(&self, role: &str, principal: &str, scope: &str) -> String {
-        let role_id = rbac_id(role);
+        self.assign_role_id(rbac_id(role), principal, scope).await
+    }
+
+    /// Assigns the role with GUID `role_id` to `principal` at `scope`.
+    pub async fn assign_role_id(&self, role_id: &str, principal: &str, scope: &str) -> String {
         let name = uuid::Uuid::new_v4();
         let (status, body) = self
             .put(

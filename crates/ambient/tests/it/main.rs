@@ -1,8 +1,10 @@
 //! Tests of the `ambient` binary as a user runs it: a real process, real HTTPS with the
 //! generated CA, real SQLite and PostgreSQL. `Ambient` starts a process and kills it on drop.
 
+mod agent;
 mod control_plane;
 mod foundation;
+mod keyvault;
 mod sts;
 
 use std::io::{BufRead as _, BufReader};

@@ -161,11 +161,11 @@ async fn concurrent_callers_share_one_fetch_and_its_failure() {
     // Goal: callers that queue while a fetch is in flight take its outcome, even a failure,
     // instead of each sending their own request. Method: the fetch waits on a gate that opens
     // only after every caller has been polled (current-thread runtime: spawned tasks run while
-    // this task awaits).
+    // this task yields).
     let clock = FakeClock::new();
     let cache = Arc::new(TokenCache::new(clock.clone()));
     let fetches = Arc::new(AtomicUsize::new(0));
-    let gate = Arc::new(tokio::sync::Notify::new());
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
 
     let mut tasks = Vec::new();
     for _ in 0..50 {
@@ -174,7 +174,7 @@ async fn concurrent_callers_share_one_fetch_and_its_failure() {
             cache
                 .get_token(CacheKey::new(&["s"], None), || async {
                     fetches.fetch_add(1, Ordering::SeqCst);
-                    gate.notified().await;
+                    gate.acquire().await.unwrap().forget();
                     Err::<AccessToken, _>(Error::Http("down".to_owned()))
                 })
                 .await
@@ -183,7 +183,8 @@ async fn concurrent_callers_share_one_fetch_and_its_failure() {
     for _ in 0..10 {
         tokio::task::yield_now().await;
     }
-    gate.notify_one();
+    // Enough permits for every caller, so a broken single flight fails the count, not hangs.
+    gate.add_permits(50);
     for task in tasks {
         assert_eq!(task.await.unwrap(), Err(Error::Http("down".to_owned())));
     }

@@ -169,6 +169,10 @@ fn pem_without_key_or_certificate_or_with_a_mismatch_is_refused() {
         ),
         (format!("{}{}", PKI.client.cert_pem, pem_block("EC PRIVATE KEY", b"x")), "only RSA"),
         ("not a pem".to_owned(), "no PRIVATE KEY"),
+        (
+            format!("{}{}", PKI.client.cert_pem, pem_block("ENCRYPTED PRIVATE KEY", b"x")),
+            "encrypted private key",
+        ),
     ];
     for (pem, fragment) in cases {
         let error = new_credential(pem.as_bytes()).unwrap_err();

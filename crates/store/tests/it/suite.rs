@@ -18,6 +18,7 @@ pub async fn run_all(store: &dyn Store) {
     events_append_and_page(store).await;
     assertion_replay_and_leases(store).await;
     signing_keys_and_hosts(store).await;
+    vault_secrets(store).await;
 }
 
 /// After a reopen, what the suite wrote is still there.
@@ -422,4 +423,66 @@ async fn signing_keys_and_hosts(store: &dyn Store) {
     store.apply(vec![Write::PutHost(active.clone())]).await.unwrap();
     assert_eq!(store.get_host("local").await.unwrap(), Some(active));
     assert_eq!(store.list_hosts().await.unwrap().len(), 1);
+}
+
+async fn vault_secrets(store: &dyn Store) {
+    let vault = "/subscriptions/s/resourcegroups/rg/providers/microsoft.keyvault/vaults/v1";
+    let secret = |version: &str, deleted_at: Option<i64>| VaultSecretRecord {
+        vault_key: vault.to_owned(),
+        name_key: "db-password".to_owned(),
+        name: "DB-Password".to_owned(),
+        current_version: version.to_owned(),
+        deleted_at,
+        scheduled_purge_at: deleted_at.map(|at| at + 100),
+        created_at: 1,
+        updated_at: 1,
+    };
+    let version = |version: &str, created_at: i64| VaultSecretVersionRecord {
+        vault_key: vault.to_owned(),
+        name_key: "db-password".to_owned(),
+        version: version.to_owned(),
+        value: vec![1, 2, 3],
+        content_type: Some("text/plain".to_owned()),
+        tags: "{}".to_owned(),
+        enabled: true,
+        not_before: None,
+        expires: Some(99),
+        created_at,
+        updated_at: created_at,
+    };
+    store
+        .apply(vec![
+            Write::PutVaultSecret(secret("a", None)),
+            Write::PutVaultSecretVersion(version("a", 1)),
+            Write::PutVaultSecretVersion(version("b", 2)),
+            Write::PutVaultSecret(secret("b", None)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_vault_secret(vault, "db-password").await.unwrap().unwrap().current_version,
+        "b"
+    );
+    let versions = store.list_vault_secret_versions(vault, "db-password").await.unwrap();
+    assert_eq!(versions.iter().map(|v| v.version.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    let disabled = VaultSecretVersionRecord { enabled: false, ..version("a", 1) };
+    store.apply(vec![Write::PutVaultSecretVersion(disabled)]).await.unwrap();
+    assert!(
+        !store.get_vault_secret_version(vault, "db-password", "a").await.unwrap().unwrap().enabled
+    );
+    assert_eq!(store.list_vault_secrets(vault, false, None, 10).await.unwrap().len(), 1);
+    store.apply(vec![Write::PutVaultSecret(secret("b", Some(500)))]).await.unwrap();
+    assert!(store.list_vault_secrets(vault, false, None, 10).await.unwrap().is_empty());
+    assert_eq!(store.list_vault_secrets(vault, true, None, 10).await.unwrap().len(), 1);
+    assert!(store.list_vault_secrets_due(599, 10).await.unwrap().is_empty());
+    assert_eq!(store.list_vault_secrets_due(600, 10).await.unwrap().len(), 1);
+    store
+        .apply(vec![Write::PurgeVaultSecret {
+            vault_key: vault.to_owned(),
+            name_key: "db-password".to_owned(),
+        }])
+        .await
+        .unwrap();
+    assert!(store.get_vault_secret(vault, "db-password").await.unwrap().is_none());
+    assert!(store.list_vault_secret_versions(vault, "db-password").await.unwrap().is_empty());
 }

@@ -1,0 +1,127 @@
+//! What the agent's tasks share: the server client, the resources placed on the host (as of
+//! the last assignments), the token cache, the per-resource rate limiters, the tenants seen in
+//! tokens, and whether the server has stopped accepting the host.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Instant;
+
+use api_types::hosting::HostedResource;
+
+use crate::RateLimit;
+use crate::cache::TokenCache;
+use crate::rate_limit::Limiter;
+use crate::upstream::ServerApi;
+
+/// The limiter key of the shared IMDS listener when it cannot name one resource.
+pub(crate) const SHARED_LIMITER_KEY: &str = "";
+
+pub(crate) struct Shared {
+    /// The host name the agent is enrolled as.
+    pub(crate) host: String,
+    pub(crate) api: ServerApi,
+    pub(crate) clock: Arc<dyn domain::Clock>,
+    pub(crate) cache: TokenCache,
+    rate_limit: RateLimit,
+    /// By resource key (lower-cased id).
+    resources: RwLock<Arc<BTreeMap<String, Arc<HostedResource>>>>,
+    /// By resource key, plus [`SHARED_LIMITER_KEY`].
+    limiters: Mutex<HashMap<String, Arc<Limiter>>>,
+    /// The `tid` of the last token issued for each resource, by resource key.
+    tenants: Mutex<HashMap<String, String>>,
+    /// The server refused the host's certificate (401/403 on the watch or renewal).
+    revoked: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        host: String,
+        api: ServerApi,
+        clock: Arc<dyn domain::Clock>,
+        rate_limit: RateLimit,
+    ) -> Self {
+        Shared {
+            host,
+            api,
+            clock,
+            cache: TokenCache::default(),
+            rate_limit,
+            resources: RwLock::default(),
+            limiters: Mutex::default(),
+            tenants: Mutex::default(),
+            revoked: AtomicBool::new(false),
+        }
+    }
+
+    /// The resources placed on the host, by key.
+    pub(crate) fn resources(&self) -> Arc<BTreeMap<String, Arc<HostedResource>>> {
+        self.resources.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    pub(crate) fn resource(&self, key: &str) -> Option<Arc<HostedResource>> {
+        self.resources().get(key).cloned()
+    }
+
+    /// Installs new assignments. Cached tokens of identities no longer attached to their
+    /// resource, and the limiters and tenants of resources that left, are dropped at once.
+    pub(crate) fn set_resources(&self, resources: Vec<HostedResource>) {
+        let resources: BTreeMap<String, Arc<HostedResource>> = resources
+            .into_iter()
+            .map(|resource| (resource.resource_key.to_ascii_lowercase(), Arc::new(resource)))
+            .collect();
+        let attached: HashSet<(String, String)> =
+            resources
+                .iter()
+                .flat_map(|(key, resource)| {
+                    resource.system.iter().chain(resource.user.iter()).map(move |identity| {
+                        (key.clone(), identity.principal_id.to_ascii_lowercase())
+                    })
+                })
+                .collect();
+        *self.resources.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(resources);
+        self.cache.retain(|slot| {
+            attached.contains(&(slot.resource_key.clone(), slot.principal_id.clone()))
+        });
+        let placed = self.resources();
+        lock(&self.limiters).retain(|key, _| key == SHARED_LIMITER_KEY || placed.contains_key(key));
+        lock(&self.tenants).retain(|key, _| placed.contains_key(key));
+    }
+
+    /// The limiter for `key` (a resource key or [`SHARED_LIMITER_KEY`]).
+    pub(crate) fn limiter(&self, key: &str) -> Arc<Limiter> {
+        lock(&self.limiters)
+            .entry(key.to_owned())
+            .or_insert_with(|| Arc::new(Limiter::new(self.rate_limit, Instant::now())))
+            .clone()
+    }
+
+    pub(crate) fn tenant(&self, resource_key: &str) -> Option<String> {
+        lock(&self.tenants).get(resource_key).cloned()
+    }
+
+    pub(crate) fn remember_tenant(&self, resource_key: &str, tenant_id: String) {
+        if self.resources().contains_key(resource_key) {
+            lock(&self.tenants).insert(resource_key.to_owned(), tenant_id);
+        }
+    }
+
+    pub(crate) fn is_revoked(&self) -> bool {
+        self.revoked.load(Ordering::SeqCst)
+    }
+
+    /// Records whether the server accepts the host. Turning revoked drops every cached token.
+    pub(crate) fn set_revoked(&self, revoked: bool) {
+        let was_revoked = self.revoked.swap(revoked, Ordering::SeqCst);
+        if revoked && !was_revoked {
+            self.cache.clear();
+            tracing::error!(host = %self.host, "the server refused this host's certificate; no more tokens are served");
+        } else if !revoked && was_revoked {
+            tracing::info!(host = %self.host, "the server accepts this host again");
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

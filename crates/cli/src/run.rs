@@ -1,0 +1,347 @@
+//! `ambient run --as RESOURCE -- COMMAND...`: runs a command as a workload of a compute resource.
+//!
+//! Plain mode sets the variables the Azure SDKs read (`IDENTITY_ENDPOINT` and `IDENTITY_HEADER`
+//! for the App Service protocol, `AZURE_POD_IDENTITY_AUTHORITY_HOST` for IMDS clients) and the
+//! CA bundle variables. `--isolate` (Linux, root) runs the command in a network namespace of
+//! its own instead, where `169.254.169.254:80` is the resource's IMDS and the server's and
+//! vaults' names resolve, so code with no variables at all gets its identity, as on a VM.
+//!
+//! Isolation touches nothing on the host's network: inside the namespace a forwarder
+//! (`ambient netns-forward`) listens on `169.254.169.254:80` and on the server's port on the
+//! namespace's loopback, and passes each connection through a Unix socket to this process,
+//! which connects it to the agent or the server on the host's loopback. The namespace, its
+//! hosts file and the sockets are removed afterwards.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde_json::Value;
+
+use crate::GlobalArgs;
+use crate::arm::{self, Arm, SubscriptionArgs};
+use crate::profile;
+
+/// Variables that would make a workload use another credential than its identity.
+const CLEARED: &[&str] = &[
+    "AZURE_CLIENT_ID",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+    "AZURE_FEDERATED_TOKEN_FILE",
+    "AZURE_USERNAME",
+    "AZURE_PASSWORD",
+    "AZURE_TENANT_ID",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "IDENTITY_SERVER_THUMBPRINT",
+    "IMDS_ENDPOINT",
+    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+];
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The resource to run as: its id, or its name with -g.
+    #[arg(long = "as", value_name = "RESOURCE")]
+    resource: String,
+    /// The resource group, when --as is a name.
+    #[arg(long, short = 'g')]
+    resource_group: Option<String>,
+    /// Run in a network namespace where 169.254.169.254:80 is the resource's IMDS and the
+    /// server's and vaults' names resolve (Linux, root).
+    #[arg(long)]
+    isolate: bool,
+    #[command(flatten)]
+    subscription: SubscriptionArgs,
+    /// The command and its arguments (after --).
+    #[arg(
+        trailing_var_arg = true,
+        required = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    command: Vec<String>,
+}
+
+/// Runs the command and returns its exit code.
+pub async fn run(args: RunArgs, global: &GlobalArgs) -> Result<i32> {
+    let profile = profile::load(&global.home)?;
+    let arm = Arm::connect(global, &args.subscription)?;
+    let resource_id = resolve(&arm, &args.resource, args.resource_group.as_deref()).await?;
+    let (endpoint, header) = endpoint(&arm, &resource_id).await?;
+    let ca = profile.ca_bundle.clone().map(PathBuf::from);
+    let bundle = ca.as_ref().map(|ca| {
+        let sibling = ca.with_file_name("ca-bundle.pem");
+        if sibling.exists() { sibling } else { ca.clone() }
+    });
+    let mut env: Vec<(String, String)> = Vec::new();
+    if let (Some(ca), Some(bundle)) = (&ca, &bundle) {
+        env.push(("REQUESTS_CA_BUNDLE".to_owned(), bundle.display().to_string()));
+        env.push(("SSL_CERT_FILE".to_owned(), bundle.display().to_string()));
+        env.push(("NODE_EXTRA_CA_CERTS".to_owned(), ca.display().to_string()));
+        env.push(("AMBIENT_CA_BUNDLE".to_owned(), ca.display().to_string()));
+    }
+    if args.isolate {
+        let vaults = vault_hosts(&arm).await;
+        return run_isolated(&args.command, &env, &endpoint, &profile.server, &vaults).await;
+    }
+    env.push(("IDENTITY_ENDPOINT".to_owned(), format!("{endpoint}/msi/token")));
+    env.push(("IDENTITY_HEADER".to_owned(), header));
+    env.push(("AZURE_POD_IDENTITY_AUTHORITY_HOST".to_owned(), endpoint.clone()));
+    let mut command = tokio::process::Command::new(&args.command[0]);
+    command.args(&args.command[1..]);
+    for name in CLEARED {
+        command.env_remove(name);
+    }
+    command.envs(env);
+    let status = command.status().await.with_context(|| format!("run {}", args.command[0]))?;
+    Ok(exit_code(status))
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt as _;
+    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+async fn resolve(arm: &Arm, resource: &str, group: Option<&str>) -> Result<String> {
+    if resource.starts_with('/') {
+        return Ok(resource.to_owned());
+    }
+    let Some(group) = group else {
+        bail!(
+            "--as {resource} is a name: pass its resource group with -g, or give the full resource id"
+        )
+    };
+    let path = arm::path(
+        &format!("{}/resources", arm::group_id(&arm.subscription, group)),
+        arm::API_RESOURCE_GROUPS,
+    );
+    let resources = arm.list(path, usize::MAX).await?;
+    let compute = [
+        "microsoft.compute/virtualmachines",
+        "microsoft.compute/virtualmachinescalesets",
+        "microsoft.web/sites",
+        "microsoft.containerinstance/containergroups",
+        "microsoft.containerservice/managedclusters",
+        "microsoft.logic/workflows",
+        "microsoft.storage/storageaccounts",
+    ];
+    let matches: Vec<&Value> = resources
+        .iter()
+        .filter(|item| {
+            item["name"].as_str().is_some_and(|name| name.eq_ignore_ascii_case(resource))
+        })
+        .filter(|item| {
+            item["type"]
+                .as_str()
+                .is_some_and(|kind| compute.contains(&kind.to_ascii_lowercase().as_str()))
+        })
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one["id"].as_str().context("resource without id")?.to_owned()),
+        [] => bail!("no compute resource named {resource} in resource group {group}"),
+        _ => bail!("several resources are named {resource} in {group}: give the full resource id"),
+    }
+}
+
+/// The resource's metadata listener and App Service secret, waiting briefly for the agent to
+/// report a resource that was just created.
+async fn endpoint(arm: &Arm, resource_id: &str) -> Result<(String, String)> {
+    let path = format!("/hosting/endpoints?resourceId={}", client::encode(resource_id));
+    for _ in 0..100 {
+        let answer = arm.get(path.clone()).await?;
+        if let (Some(endpoint), Some(header)) =
+            (answer["endpoint"].as_str(), answer["identityHeader"].as_str())
+        {
+            return Ok((endpoint.to_owned(), header.to_owned()));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("no agent serves {resource_id}: is an agent running for its host?")
+}
+
+async fn vault_hosts(arm: &Arm) -> Vec<String> {
+    let path = arm::path(
+        &format!("/subscriptions/{}/providers/Microsoft.KeyVault/vaults", arm.subscription),
+        crate::keyvault::API_KEY_VAULT,
+    );
+    arm.list(path, 10_000)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|vault| vault["properties"]["vaultUri"].as_str())
+        .filter_map(|uri| {
+            reqwest::Url::parse(uri).ok().and_then(|url| url.host_str().map(str::to_owned))
+        })
+        .collect()
+}
+
+/// The namespace, its hosts file, the socket directory and the forwarder, removed on drop.
+struct Namespace {
+    name: String,
+    sockets: PathBuf,
+    forwarder: Option<tokio::process::Child>,
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        if let Some(mut forwarder) = self.forwarder.take() {
+            let _ = forwarder.start_kill();
+        }
+        let _ = std::process::Command::new("ip").args(["netns", "delete", &self.name]).output();
+        let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(&self.name));
+        let _ = std::fs::remove_dir_all(&self.sockets);
+    }
+}
+
+fn ip(args: &[&str]) -> Result<()> {
+    let output =
+        std::process::Command::new("ip").args(args).output().context("run ip (iproute2)")?;
+    if !output.status.success() {
+        bail!(
+            "ip {} failed: {} (--isolate needs root on Linux)",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+async fn run_isolated(
+    command: &[String],
+    env: &[(String, String)],
+    endpoint: &str,
+    server: &str,
+    vaults: &[String],
+) -> Result<i32> {
+    let imds = reqwest::Url::parse(endpoint).context("agent endpoint URL")?;
+    let imds_target = format!(
+        "{}:{}",
+        imds.host_str().unwrap_or("127.0.0.1"),
+        imds.port_or_known_default().unwrap_or(80)
+    );
+    let server_url = reqwest::Url::parse(server).context("server URL")?;
+    let server_host = server_url.host_str().unwrap_or("localhost").to_owned();
+    let server_port = server_url.port_or_known_default().unwrap_or(443);
+    let server_target = if server_host == "localhost" {
+        format!("127.0.0.1:{server_port}")
+    } else {
+        format!("{server_host}:{server_port}")
+    };
+
+    let name = format!("ambient-{}", std::process::id());
+    let sockets = std::env::temp_dir().join(format!("ambient-run-{}", std::process::id()));
+    ip(&["netns", "add", &name])?;
+    let mut namespace = Namespace { name: name.clone(), sockets: sockets.clone(), forwarder: None };
+    ip(&["-n", &name, "link", "set", "lo", "up"])?;
+    ip(&["-n", &name, "address", "add", "169.254.169.254/32", "dev", "lo"])?;
+    let etc = Path::new("/etc/netns").join(&name);
+    std::fs::create_dir_all(&etc).with_context(|| format!("create {}", etc.display()))?;
+    let suffix_names: Vec<String> =
+        vaults.iter().map(|host| host.split(':').next().unwrap_or(host).to_owned()).collect();
+    let dns_suffix = suffix_names
+        .first()
+        .and_then(|host| host.split_once(".vault.").map(|(_, suffix)| suffix.to_owned()));
+    let mut names = vec![server_host.clone()];
+    if let Some(suffix) = &dns_suffix {
+        names.extend([
+            format!("login.{suffix}"),
+            format!("management.{suffix}"),
+            format!("vault.{suffix}"),
+        ]);
+    }
+    names.extend(suffix_names);
+    names.sort();
+    names.dedup();
+    std::fs::write(
+        etc.join("hosts"),
+        format!("127.0.0.1 localhost\n::1 localhost\n127.0.0.1 {}\n", names.join(" ")),
+    )
+    .context("write the namespace's hosts file")?;
+    profile::create_private_dir(&sockets)?;
+
+    let imds_socket = sockets.join("imds.sock");
+    let server_socket = sockets.join("server.sock");
+    relay(&imds_socket, imds_target)?;
+    relay(&server_socket, server_target)?;
+    let me = std::env::current_exe().context("find the ambient binary")?;
+    let mut forwarder = tokio::process::Command::new("ip")
+        .args(["netns", "exec", &name])
+        .arg(&me)
+        .arg("netns-forward")
+        .arg("--map")
+        .arg(format!("169.254.169.254:80={}", imds_socket.display()))
+        .arg("--map")
+        .arg(format!("127.0.0.1:{server_port}={}", server_socket.display()))
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("start the namespace's forwarder")?;
+    let stdout = forwarder.stdout.take().context("forwarder stdout")?;
+    namespace.forwarder = Some(forwarder);
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    match tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await {
+        Ok(Ok(Some(line))) if line == "ready" => {}
+        _ => bail!("the namespace's forwarder did not start"),
+    }
+
+    let mut child = tokio::process::Command::new("ip");
+    child.args(["netns", "exec", &name]).args(command);
+    for cleared in CLEARED {
+        child.env_remove(cleared);
+    }
+    child.envs(env.iter().cloned());
+    let status = child.status().await.with_context(|| format!("run {}", command[0]))?;
+    drop(namespace);
+    Ok(exit_code(status))
+}
+
+/// Accepts connections on a Unix socket and joins each to a new TCP connection to `target`.
+fn relay(socket: &Path, target: String) -> Result<()> {
+    let listener = tokio::net::UnixListener::bind(socket)
+        .with_context(|| format!("listen on {}", socket.display()))?;
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    Ok(())
+}
+
+/// The forwarder that runs inside the namespace: `ADDR=SOCKET` pairs; prints `ready` once every
+/// address listens, then serves until killed.
+pub async fn forward(maps: &[String]) -> Result<()> {
+    let mut listeners = Vec::new();
+    for map in maps {
+        let (address, socket) =
+            map.split_once('=').with_context(|| format!("--map {map} is not ADDR=SOCKET"))?;
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("listen on {address}"))?;
+        listeners.push((listener, PathBuf::from(socket)));
+    }
+    for (listener, socket) in listeners {
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let socket = socket.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::UnixStream::connect(&socket).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+    }
+    println!("ready");
+    std::future::pending::<()>().await;
+    Ok(())
+}

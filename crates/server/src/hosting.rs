@@ -1,0 +1,683 @@
+//! The agents' API (`/hosting/...`): hosts and their one-time join tokens (admin), enrollment
+//! and certificate renewal, the assignment watch, status reports, and managed-identity tokens.
+//!
+//! Agents authenticate with a client certificate issued by the local CA (subject CN = host
+//! name); rustls has already verified it against the CA when a handler runs. The server checks
+//! on every call that the host exists and is not revoked, and on every token that the resource
+//! is placed on that host and holds the identity now (DESIGN §4). Join tokens look like
+//! `{host}.{secret}`, are stored as hashes, expire, and work once.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use api_types::hosting::{
+    Assignments, EnrollRequest, HostCreated, HostInfo, HostStatus, HostedResource, IdentityRef,
+    IssuedHostCertificate, RenewRequest, TokenRefusal, TokenRequest,
+};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use domain::ResourceId;
+use rbac::ActionKind;
+use serde::Deserialize;
+use serde_json::Value;
+use store::{HostRecord, Page, ResourceFilter, Write};
+
+use crate::auth::{authenticate, authorize, management_audiences};
+use crate::convert::rfc3339;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::tls::PeerCertificates;
+
+const JOIN_TOKEN_LIFETIME_SECS: i64 = 15 * 60;
+const WATCH_WAIT_SECS_MAX: u64 = 30;
+/// How often a waiting watch re-reads the store (changes made by other nodes).
+const WATCH_RECHECK: Duration = Duration::from_secs(1);
+const STATUS_SETTING_PREFIX: &str = "host-status/";
+
+// --- Administration -------------------------------------------------------------------------
+
+async fn admin(state: &AppState, headers: &HeaderMap, action: &str) -> Result<(), ApiError> {
+    let caller = authenticate(state, headers, &management_audiences(&state.dns_suffix))?;
+    authorize(state, &caller, action, ActionKind::Control, &ResourceId::root()).await
+}
+
+fn check_host_name(name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "InvalidHostName",
+            format!(
+                "The host name '{name}' is invalid: use 1 to 63 lower-case letters, digits and '-'."
+            ),
+        ))
+    }
+}
+
+/// Creates a host (or gives an existing one a new join token).
+pub async fn create_host(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    admin(&state, &headers, "Ambient.Hosting/hosts/write").await?;
+    let (created, status) = new_join_token(&state, &name).await?;
+    Ok((status, Json(created)).into_response())
+}
+
+/// Issues a join token for `name`, creating the host if needed (also used by `ambient dev`).
+pub async fn new_join_token(
+    state: &AppState,
+    name: &str,
+) -> Result<(HostCreated, StatusCode), ApiError> {
+    check_host_name(name)?;
+    let now = state.clock.now();
+    let existing = state.store.get_host(name).await?;
+    let secret = crypto::random::random_token(32);
+    let expires = now.plus_secs(JOIN_TOKEN_LIFETIME_SECS);
+    let record = HostRecord {
+        id: name.to_owned(),
+        state: match existing.as_ref().map(|host| host.state.as_str()) {
+            Some("active") => "active".to_owned(),
+            _ => "pending".to_owned(),
+        },
+        join_token_hash: Some(state.hasher.hash(secret.as_bytes()).to_vec()),
+        join_token_expires_at: Some(expires.millis()),
+        certificate_sha256: existing.as_ref().and_then(|host| host.certificate_sha256.clone()),
+        certificate_not_after: existing.as_ref().and_then(|host| host.certificate_not_after),
+        created_at: existing.as_ref().map_or(now.millis(), |host| host.created_at),
+        updated_at: now.millis(),
+    };
+    state.store.apply(vec![Write::PutHost(record.clone())]).await?;
+    state.changes.notify();
+    let status = if existing.is_some() { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((
+        HostCreated {
+            name: name.to_owned(),
+            state: record.state,
+            join_token: format!("{name}.{secret}"),
+            join_token_expires_on: rfc3339(expires),
+        },
+        status,
+    ))
+}
+
+async fn host_info(state: &AppState, host: &HostRecord) -> Result<HostInfo, ApiError> {
+    let resources = hosted_rows(state, &host.id).await?.into_iter().map(|row| row.id).collect();
+    Ok(HostInfo {
+        name: host.id.clone(),
+        state: host.state.clone(),
+        certificate_expires_on: host
+            .certificate_not_after
+            .map(|at| rfc3339(domain::UnixTime::from_millis(at))),
+        resources,
+    })
+}
+
+pub async fn list_hosts(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    admin(&state, &headers, "Ambient.Hosting/hosts/read").await?;
+    let mut value = Vec::new();
+    for host in state.store.list_hosts().await? {
+        value.push(host_info(&state, &host).await?);
+    }
+    Ok(Json(serde_json::json!({"value": value})).into_response())
+}
+
+async fn find_host(state: &AppState, name: &str) -> Result<HostRecord, ApiError> {
+    state.store.get_host(name).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "HostNotFound",
+            format!("The host '{name}' does not exist."),
+        )
+    })
+}
+
+pub async fn get_host(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    admin(&state, &headers, "Ambient.Hosting/hosts/read").await?;
+    let host = find_host(&state, &name).await?;
+    Ok(Json(host_info(&state, &host).await?).into_response())
+}
+
+/// Revokes a host: it gets nothing more (its certificate is refused and tokens are refused).
+pub async fn revoke_host(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    admin(&state, &headers, "Ambient.Hosting/hosts/revoke/action").await?;
+    let mut host = find_host(&state, &name).await?;
+    host.state = "revoked".to_owned();
+    host.join_token_hash = None;
+    host.join_token_expires_at = None;
+    host.updated_at = state.clock.now().millis();
+    state.store.apply(vec![Write::PutHost(host.clone())]).await?;
+    state.changes.notify();
+    tracing::info!(host = %name, "host revoked");
+    Ok(Json(host_info(&state, &host).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointsQuery {
+    resource_id: String,
+}
+
+/// Where a resource's metadata endpoints are, with its App Service secret: what `ambient run`
+/// needs. Requires write access to the resource (whoever may change it may act as it).
+pub async fn resource_endpoints(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<EndpointsQuery>,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, &management_audiences(&state.dns_suffix))?;
+    let id = ResourceId::parse(&query.resource_id)
+        .map_err(|error| ApiError::bad_request("InvalidResourceId", error.to_string()))?;
+    let kind = id
+        .resource_type()
+        .and_then(resources::types::lookup)
+        .filter(|known| known.kind == resources::Kind::Compute);
+    let Some(kind) = kind else {
+        return Err(ApiError::bad_request(
+            "InvalidResourceType",
+            format!("'{id}' is not a compute resource that can run workloads."),
+        ));
+    };
+    authorize(&state, &caller, &format!("{}/write", kind.name), ActionKind::Control, &id).await?;
+    let row = state.store.get_resource(id.key()).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+            format!("The resource '{id}' was not found."),
+        )
+    })?;
+    let host = row.host_id.clone().unwrap_or_default();
+    let status: Option<HostStatus> = state
+        .store
+        .get_setting(&format!("{STATUS_SETTING_PREFIX}{host}"))
+        .await?
+        .and_then(|json| serde_json::from_str(&json).ok());
+    let endpoint = status.as_ref().and_then(|status| status.endpoints.get(&row.key).cloned());
+    Ok(Json(serde_json::json!({
+        "resourceId": row.id,
+        "hostId": host,
+        "endpoint": endpoint,
+        "imds": status.and_then(|status| status.imds),
+        "identityHeader": identity_header(&state, &row.key),
+    }))
+    .into_response())
+}
+
+/// The per-resource App Service secret, derived from the master key so every node agrees.
+fn identity_header(state: &AppState, resource_key: &str) -> String {
+    state
+        .identity_headers
+        .hash(resource_key.as_bytes())
+        .iter()
+        .take(16)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+// --- Enrollment and renewal -----------------------------------------------------------------
+
+/// `POST /hosting/enroll`: a join token and a CSR in, a client certificate out.
+pub async fn enroll(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let request: EnrollRequest = json(&body)?;
+    let refused = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "InvalidJoinToken",
+            "The join token is invalid, expired or already used.",
+        )
+    };
+    let (token_host, secret) = request.join_token.split_once('.').ok_or_else(refused)?;
+    if token_host != request.host {
+        return Err(refused());
+    }
+    let Some(mut host) = state.store.get_host(&request.host).await? else {
+        let _ = state.hasher.verify(secret.as_bytes(), &[0u8; 32]);
+        return Err(refused());
+    };
+    let now = state.clock.now();
+    let valid = host.state != "revoked"
+        && host.join_token_expires_at.is_some_and(|at| at > now.millis())
+        && host
+            .join_token_hash
+            .as_deref()
+            .is_some_and(|hash| state.hasher.verify(secret.as_bytes(), hash));
+    if !valid {
+        tracing::info!(host = %request.host, "enrollment refused");
+        return Err(refused());
+    }
+    let issued = sign(&state, &request.csr, &host.id)?;
+    host.state = "active".to_owned();
+    host.join_token_hash = None;
+    host.join_token_expires_at = None;
+    host.certificate_sha256 = Some(issued.1.clone());
+    host.certificate_not_after = Some(issued.0.not_after * 1000);
+    host.updated_at = now.millis();
+    state.store.apply(vec![Write::PutHost(host)]).await?;
+    tracing::info!(host = %request.host, "host enrolled");
+    Ok(Json(issued.0).into_response())
+}
+
+/// `POST /hosting/renew`: a new certificate for a new key, before the current one expires.
+pub async fn renew(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<PeerCertificates>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let mut host = agent_host(&state, peer).await?;
+    let request: RenewRequest = json(&body)?;
+    let issued = sign(&state, &request.csr, &host.id)?;
+    host.certificate_sha256 = Some(issued.1.clone());
+    host.certificate_not_after = Some(issued.0.not_after * 1000);
+    host.updated_at = state.clock.now().millis();
+    state.store.apply(vec![Write::PutHost(host)]).await?;
+    Ok(Json(issued.0).into_response())
+}
+
+fn sign(
+    state: &AppState,
+    csr: &str,
+    host: &str,
+) -> Result<(IssuedHostCertificate, String), ApiError> {
+    let lifetime = state.host_certificate_lifetime_secs;
+    let signed = state.ca.sign_csr(csr, host, state.clock.now(), lifetime).map_err(|error| {
+        ApiError::bad_request(
+            "InvalidCsr",
+            format!("The certificate signing request is not usable: {error}"),
+        )
+    })?;
+    Ok((
+        IssuedHostCertificate {
+            certificate: signed.cert_pem,
+            ca_certificate: state.ca.cert_pem().to_owned(),
+            not_after: signed.not_after.secs(),
+            lifetime_secs: lifetime,
+        },
+        signed.sha256_fingerprint_hex,
+    ))
+}
+
+/// The host a client certificate names, if it exists and is not revoked.
+async fn agent_host(
+    state: &AppState,
+    peer: Option<axum::Extension<PeerCertificates>>,
+) -> Result<HostRecord, ApiError> {
+    let unauthenticated = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "ClientCertificateRequired",
+            "This endpoint requires the host's client certificate.",
+        )
+    };
+    let axum::Extension(PeerCertificates(chain)) = peer.ok_or_else(unauthenticated)?;
+    let leaf = chain.first().ok_or_else(unauthenticated)?;
+    let info = crypto::pki::certificate_info(leaf.as_ref()).map_err(|_| unauthenticated())?;
+    let name = info.subject_cn.ok_or_else(unauthenticated)?;
+    let host = state.store.get_host(&name).await?.ok_or_else(unauthenticated)?;
+    if host.state == "revoked" {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "HostRevoked",
+            format!("The host '{name}' has been revoked."),
+        ));
+    }
+    if host.state != "active" {
+        return Err(unauthenticated());
+    }
+    Ok(host)
+}
+
+// --- Watch and status -----------------------------------------------------------------------
+
+#[derive(Deserialize)]
+pub struct WatchQuery {
+    version: Option<String>,
+    wait: Option<u64>,
+}
+
+/// `GET /hosting/assignments?version=V&wait=S`: the resources on the calling host, answered when
+/// they differ from `version` or after `wait` seconds.
+pub async fn assignments(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<PeerCertificates>>,
+    Query(query): Query<WatchQuery>,
+) -> Result<Response, ApiError> {
+    let host = agent_host(&state, peer).await?;
+    let wait = Duration::from_secs(query.wait.unwrap_or(0).min(WATCH_WAIT_SECS_MAX));
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let notified = state.changes.notified();
+        let current = snapshot(&state, &host.id).await?;
+        let unchanged = query.version.as_deref() == Some(current.version.as_str());
+        if !unchanged || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(current).into_response());
+        }
+        let _ = tokio::time::timeout(
+            WATCH_RECHECK.min(deadline - tokio::time::Instant::now()),
+            notified,
+        )
+        .await;
+        // A revoked host stops getting answers.
+        if state.store.get_host(&host.id).await?.is_none_or(|row| row.state != "active") {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "HostRevoked",
+                format!("The host '{}' has been revoked.", host.id),
+            ));
+        }
+    }
+}
+
+async fn hosted_rows(state: &AppState, host: &str) -> Result<Vec<store::ResourceRecord>, ApiError> {
+    let filter = ResourceFilter { host_id: Some(host.to_owned()), ..ResourceFilter::default() };
+    let mut page = Page::first(500);
+    let mut rows = Vec::new();
+    loop {
+        let batch = state.store.list_resources(&filter, &page).await?;
+        let Some(last) = batch.last() else { break };
+        page.after_key = Some(last.key.clone());
+        rows.extend(batch);
+    }
+    Ok(rows)
+}
+
+async fn snapshot(state: &AppState, host: &str) -> Result<Assignments, ApiError> {
+    let mut resources = Vec::new();
+    for row in hosted_rows(state, host).await? {
+        let Ok(id) = ResourceId::parse(&row.id) else { continue };
+        let extras: Value = serde_json::from_str(&row.properties).unwrap_or_default();
+        let block: Value = row
+            .identity
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_default();
+        let system = match block["principalId"].as_str() {
+            Some(principal_id) => {
+                state.store.get_principal(principal_id).await?.map(|principal| IdentityRef {
+                    principal_id: principal.object_id,
+                    client_id: principal.app_id,
+                    resource_id: None,
+                })
+            }
+            None => None,
+        };
+        let user = block["userAssignedIdentities"]
+            .as_object()
+            .map(|map| {
+                map.iter()
+                    .map(|(id, value)| IdentityRef {
+                        principal_id: value["principalId"].as_str().unwrap_or_default().to_owned(),
+                        client_id: value["clientId"].as_str().unwrap_or_default().to_owned(),
+                        resource_id: Some(id.clone()),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        resources.push(HostedResource {
+            resource_id: row.id.clone(),
+            resource_key: row.key.clone(),
+            name: row.name.clone(),
+            resource_type: extras["type"]
+                .as_str()
+                .unwrap_or(id.resource_type().unwrap_or_default())
+                .to_owned(),
+            subscription_id: row.subscription_id.clone(),
+            resource_group: id.resource_group().unwrap_or_default().to_owned(),
+            location: row.location.clone(),
+            vm_id: extras["properties"]["vmId"].as_str().map(str::to_owned),
+            identity_header: identity_header(state, &row.key),
+            system,
+            user,
+        });
+    }
+    let digest =
+        crypto::hash::sha256(serde_json::to_string(&resources).unwrap_or_default().as_bytes());
+    let version = digest.iter().take(12).map(|byte| format!("{byte:02x}")).collect();
+    Ok(Assignments { version, resources })
+}
+
+/// `POST /hosting/status`: the agent reports where it serves each resource.
+pub async fn status(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<PeerCertificates>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let host = agent_host(&state, peer).await?;
+    let status: HostStatus = json(&body)?;
+    if status.endpoints.len() > 10_000 {
+        return Err(ApiError::bad_request("InvalidStatus", "too many endpoints"));
+    }
+    let value = serde_json::to_string(&status).map_err(ApiError::internal)?;
+    state
+        .store
+        .apply(vec![Write::PutSetting {
+            name: format!("{STATUS_SETTING_PREFIX}{}", host.id),
+            value,
+        }])
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// --- Tokens ---------------------------------------------------------------------------------
+
+fn refusal(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        Json(TokenRefusal { error: error.to_owned(), error_description: description.to_owned() }),
+    )
+        .into_response()
+}
+
+/// `POST /hosting/token`: checks placement and attachment now, issues, and logs the sign-in.
+pub async fn token(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<PeerCertificates>>,
+    body: Bytes,
+) -> Response {
+    let host = match agent_host(&state, peer).await {
+        Ok(host) => host,
+        Err(error) => return error.into_response(),
+    };
+    let request: TokenRequest = match json(&body) {
+        Ok(request) => request,
+        Err(error) => return error.into_response(),
+    };
+    let outcome = issue_for(&state, &host.id, &request).await;
+    let (principal_id, app_id, identity_id) = match &outcome {
+        Ok(issued) => (
+            Some(issued.object_id.clone()),
+            Some(issued.client_id.clone()),
+            Some(issued.identity_resource_id.clone()),
+        ),
+        Err(_) => (None, request.client_id.clone(), request.identity_resource_id.clone()),
+    };
+    let (success, error_code, failure_reason) = match &outcome {
+        Ok(_) => (true, None, None),
+        Err((_, _, description)) => (false, Some(50001), Some(description.clone())),
+    };
+    let mut event = issuer::SignInEvent::new(
+        state.clock.now(),
+        state.deployment.tenant_id.clone(),
+        "ManagedIdentity",
+        "managedIdentity",
+    );
+    event.principal_id = principal_id;
+    event.app_id = app_id;
+    event.principal_display_name = identity_id;
+    event.resource = Some(request.audience.clone());
+    event.success = success;
+    event.error_code = error_code;
+    event.failure_reason = failure_reason;
+    event.client_ip = request.client_ip.clone();
+    event.host_id = Some(host.id.clone());
+    event.compute_resource_id = Some(request.resource_id.clone());
+    event.endpoint = Some(request.endpoint.clone());
+    state.sign_in_log.record(event).await;
+    match outcome {
+        Ok(issued) => Json(issued).into_response(),
+        Err((status, error, description)) => {
+            tracing::info!(host = %host.id, resource = %request.resource_id, %description, "managed identity token refused");
+            refusal(status, error, &description)
+        }
+    }
+}
+
+type Refusal = (StatusCode, &'static str, String);
+
+async fn issue_for(
+    state: &AppState,
+    host: &str,
+    request: &TokenRequest,
+) -> Result<api_types::hosting::IssuedToken, Refusal> {
+    let internal = |error: &dyn std::fmt::Display| {
+        tracing::error!(%error, "managed identity issuance failed");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "Failed to retrieve token from the Active directory".to_owned(),
+        )
+    };
+    let not_found =
+        || (StatusCode::BAD_REQUEST, "invalid_request", "Identity not found".to_owned());
+    if request.audience.trim().is_empty() {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Required query variable 'resource' is missing".to_owned(),
+        ));
+    }
+    let id = ResourceId::parse(&request.resource_id).map_err(|_| not_found())?;
+    let row = state.store.get_resource(id.key()).await.map_err(|error| internal(&error))?;
+    let Some(row) = row.filter(|row| row.host_id.as_deref() == Some(host)) else {
+        return Err((
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("The resource '{}' is not placed on host '{host}'.", request.resource_id),
+        ));
+    };
+    let block: Value = row
+        .identity
+        .as_deref()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default();
+    let system = block["principalId"].as_str().map(str::to_owned);
+    let users: BTreeMap<String, (String, String, String)> = block["userAssignedIdentities"]
+        .as_object()
+        .map(|map| {
+            map.iter()
+                .map(|(key, value)| {
+                    (
+                        key.to_ascii_lowercase(),
+                        (
+                            key.clone(),
+                            value["principalId"].as_str().unwrap_or_default().to_owned(),
+                            value["clientId"].as_str().unwrap_or_default().to_owned(),
+                        ),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    // (object id, identity ARM id)
+    let chosen: (String, String) = if let Some(client_id) = &request.client_id {
+        let system_match = match &system {
+            Some(principal_id) => state
+                .store
+                .get_principal(principal_id)
+                .await
+                .map_err(|error| internal(&error))?
+                .filter(|principal| principal.app_id.eq_ignore_ascii_case(client_id))
+                .map(|principal| (principal.object_id, row.id.clone())),
+            None => None,
+        };
+        system_match
+            .or_else(|| {
+                users
+                    .values()
+                    .find(|(_, _, client)| client.eq_ignore_ascii_case(client_id))
+                    .map(|(id, principal, _)| (principal.clone(), id.clone()))
+            })
+            .ok_or_else(not_found)?
+    } else if let Some(object_id) = &request.object_id {
+        if system.as_deref().is_some_and(|principal| principal.eq_ignore_ascii_case(object_id)) {
+            (object_id.to_ascii_lowercase(), row.id.clone())
+        } else {
+            users
+                .values()
+                .find(|(_, principal, _)| principal.eq_ignore_ascii_case(object_id))
+                .map(|(id, principal, _)| (principal.clone(), id.clone()))
+                .ok_or_else(not_found)?
+        }
+    } else if let Some(identity) = &request.identity_resource_id {
+        users
+            .get(&identity.to_ascii_lowercase())
+            .map(|(id, principal, _)| (principal.clone(), id.clone()))
+            .ok_or_else(not_found)?
+    } else if let Some(principal) = system {
+        (principal, row.id.clone())
+    } else if users.len() == 1 {
+        users
+            .values()
+            .next()
+            .map(|(id, principal, _)| (principal.clone(), id.clone()))
+            .ok_or_else(not_found)?
+    } else {
+        return Err(not_found());
+    };
+    let principal = state
+        .store
+        .get_principal(&chosen.0)
+        .await
+        .map_err(|error| internal(&error))?
+        .ok_or_else(not_found)?;
+    let issued = state
+        .issuer
+        .issue(&issuer::TokenRequest {
+            object_id: principal.object_id.clone(),
+            app_id: principal.app_id.clone(),
+            audience: request.audience.clone(),
+            version: issuer::TokenVersion::V1,
+            credential: issuer::CredentialKind::ManagedIdentity,
+            managed_identity_resource_id: Some(chosen.1.clone()),
+            compute_resource_id: Some(row.id.clone()),
+            lifetime_secs: None,
+        })
+        .map_err(|error| internal(&error))?;
+    Ok(api_types::hosting::IssuedToken {
+        access_token: issued.access_token,
+        expires_on: issued.expires_on,
+        expires_in: issued.expires_in,
+        not_before: issued.not_before,
+        resource: request.audience.clone(),
+        client_id: principal.app_id,
+        object_id: principal.object_id,
+        identity_resource_id: chosen.1,
+    })
+}
+
+fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|error| {
+        ApiError::bad_request(
+            "InvalidRequestContent",
+            format!("The request body is not valid: {error}"),
+        )
+    })
+}
