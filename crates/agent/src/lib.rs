@@ -2,7 +2,7 @@
 //! managed-identity endpoints to the workloads on one host, and fetches their tokens from the
 //! server. It holds no signing key: a compromised host exposes only the tokens it fetched.
 //!
-//! Typical use (the `ambient agent` command does exactly this):
+//! Typical use (what the `ambient agent` command is meant to do):
 //!
 //! ```text
 //! let mut config = AgentConfig::new(server_url, server_ca_pem, data_dir);

@@ -247,6 +247,16 @@ fn print_dev_banner(running: &server::RunningServer, agent: &agent::RunningAgent
         println!("  export {name}='{value}'");
     }
     println!();
+    if let Some(imds) = agent.imds_address() {
+        println!("The local agent (host `local`) serves IMDS at http://{imds}.");
+        println!(
+            "`ambient run --as RESOURCE -g GROUP -- COMMAND` runs a command as a resource's workload;"
+        );
+        println!(
+            "add --isolate (root) to give it 169.254.169.254 and vault names in a namespace of its own."
+        );
+        println!();
+    }
     println!(
         "Key Vault names are <vault>.vault.<suffix>; if they do not resolve, add to /etc/hosts:"
     );

@@ -58,6 +58,12 @@ pub struct CreateForRbacArgs {
     /// Years the credential is valid.
     #[arg(long, default_value_t = 1)]
     years: u32,
+    /// Assign this role (name or GUID) to the new principal at each of --scopes.
+    #[arg(long, requires = "scopes")]
+    role: Option<String>,
+    /// The scopes for --role.
+    #[arg(long, num_args = 1.., requires = "role")]
+    scopes: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +121,27 @@ pub async fn run(command: AdCommand, global: &GlobalArgs) -> Result<Value> {
             )
             .await?;
             merge(&mut out, credential);
+            if let Some(role) = &args.role {
+                let arm = crate::arm::Arm::connect(
+                    global,
+                    &crate::arm::SubscriptionArgs { subscription: None },
+                )?;
+                for scope in &args.scopes {
+                    crate::role::create_assignment(
+                        &arm,
+                        &crate::role::NewAssignment {
+                            principal_id: &id,
+                            principal_type: "ServicePrincipal",
+                            role,
+                            scope,
+                            description: None,
+                            name: None,
+                        },
+                    )
+                    .await
+                    .with_context(|| format!("assign {role} at {scope}"))?;
+                }
+            }
             Ok(out)
         }
         SpCommand::List { display_name, all: _ } => {

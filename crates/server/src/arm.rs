@@ -240,7 +240,7 @@ async fn resource_route(
     }
     let subscription = lowered[1].clone();
     let group = (providers == 4 && lowered[2] == "resourcegroups").then(|| lowered[3].clone());
-    if after.len() % 2 == 0 {
+    if after.len().is_multiple_of(2) {
         // A collection: `{ns}/{type}` or `{ns}/{type}/{name}/{child}`.
         only(context, Method::GET)?;
         let type_key = if after.len() == 2 {

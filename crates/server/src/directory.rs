@@ -63,10 +63,13 @@ pub struct CertificateCredential {
     pub public_key: crypto::jws::RsaPublicKey,
 }
 
+/// When an entry was read, and what it was (`None`: no such client).
+type CachedClient = (Instant, Option<Arc<ClientEntry>>);
+
 /// Clients by app id, read through to the store.
 pub struct Directory {
     store: Arc<dyn Store>,
-    cache: RwLock<HashMap<String, (Instant, Option<Arc<ClientEntry>>)>>,
+    cache: RwLock<HashMap<String, CachedClient>>,
 }
 
 impl Directory {

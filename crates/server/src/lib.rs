@@ -17,6 +17,7 @@ mod convert;
 mod data_dir;
 mod directory;
 mod error;
+mod federation;
 mod hosting;
 mod http;
 mod keyvault;
@@ -67,6 +68,8 @@ pub struct RunningServer {
 
 /// How often the key-rotation job looks at the keys (it rotates only when due).
 const KEY_ROTATION_TICK: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often deleted secrets past their retention are looked for.
+const VAULT_PURGE_TICK: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Starts the server described by `config` and returns once it accepts connections.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
@@ -143,7 +146,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let task =
         tokio::spawn(tls::serve(listener, tls_config, http::router(state.clone()), shutdown_rx));
-    let background = vec![tokio::spawn(rotate_keys(issuer))];
+    let background = vec![
+        tokio::spawn(rotate_keys(issuer)),
+        tokio::spawn(purge_deleted_secrets(state.store.clone(), state.clock.clone())),
+    ];
     let running = RunningServer {
         local_addr,
         base_url,
@@ -276,6 +282,29 @@ impl RunningServer {
             task.abort();
         }
         self.sign_in_log.flush().await;
+    }
+}
+
+/// Purges soft-deleted secrets whose retention ended. Every node ticks; the lease lets one act.
+async fn purge_deleted_secrets(store: Arc<dyn store::Store>, clock: Arc<dyn domain::Clock>) {
+    let holder = domain::Guid::new_random().to_string();
+    let mut interval = tokio::time::interval(VAULT_PURGE_TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let now = clock.now();
+        match store
+            .try_acquire_lease("vault-purge", &holder, now.millis(), now.plus_secs(300).millis())
+            .await
+        {
+            Ok(true) => match vault::purge_due(store.as_ref(), now).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "purged deleted secrets past their retention"),
+                Err(error) => tracing::warn!(%error, "purging deleted secrets failed"),
+            },
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "vault purge lease failed"),
+        }
     }
 }
 

@@ -40,11 +40,16 @@ pub struct OAuthFailure {
 }
 
 impl OAuthFailure {
-    fn new(status: StatusCode, error: &'static str, code: u32, message: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        error: &'static str,
+        code: u32,
+        message: impl Into<String>,
+    ) -> Self {
         OAuthFailure { status, error, code, message: message.into() }
     }
 
-    fn bad_request(error: &'static str, code: u32, message: impl Into<String>) -> Self {
+    pub fn bad_request(error: &'static str, code: u32, message: impl Into<String>) -> Self {
         OAuthFailure::new(StatusCode::BAD_REQUEST, error, code, message)
     }
 
@@ -103,6 +108,7 @@ impl OAuthFailure {
 /// What the sign-in log learns about a request as it is handled.
 #[derive(Default)]
 struct SignInDraft {
+    principal_type: Option<&'static str>,
     principal_id: Option<String>,
     app_id: Option<String>,
     display_name: Option<String>,
@@ -160,7 +166,7 @@ async fn token(
             principal_id: draft.principal_id,
             app_id: draft.app_id,
             principal_display_name: draft.display_name,
-            principal_type: "ServicePrincipal".to_owned(),
+            principal_type: draft.principal_type.unwrap_or("ServicePrincipal").to_owned(),
             credential_type: draft.credential_type.unwrap_or("unknown").to_owned(),
             resource: draft.resource,
             success,
@@ -221,6 +227,7 @@ async fn grant(
         )
     })?;
     let now = state.clock.now();
+    let mut federated_identity = None;
     let credential = if let Some(assertion) = form.get("client_assertion") {
         draft.credential_type = Some("clientCertificate");
         let assertion_type = form.get("client_assertion_type").unwrap_or_default();
@@ -233,8 +240,24 @@ async fn grant(
                 ),
             ));
         }
-        check_assertion(state, entry.as_deref(), &client_id, assertion.trim(), tenant, now).await?;
-        issuer::CredentialKind::ClientCertificate
+        if entry.as_ref().is_some_and(|entry| entry.kind == PrincipalKind::ManagedIdentity) {
+            draft.credential_type = Some("federatedCredential");
+            draft.principal_type = Some("ManagedIdentity");
+            let identity = crate::federation::check(
+                state,
+                entry.as_deref(),
+                &client_id,
+                assertion.trim(),
+                now,
+            )
+            .await?;
+            federated_identity = Some(identity);
+            issuer::CredentialKind::FederatedAssertion
+        } else {
+            check_assertion(state, entry.as_deref(), &client_id, assertion.trim(), tenant, now)
+                .await?;
+            issuer::CredentialKind::ClientCertificate
+        }
     } else {
         draft.credential_type = Some("clientSecret");
         let secret = form
@@ -267,7 +290,7 @@ async fn grant(
             audience: resource.clone(),
             version,
             credential,
-            managed_identity_resource_id: None,
+            managed_identity_resource_id: federated_identity,
             compute_resource_id: None,
             lifetime_secs: None,
         })

@@ -461,3 +461,100 @@ async fn python_management_sdks_drive_the_control_plane() {
     assert!(result["assignments_for_principal"].as_u64().unwrap() >= 1);
     assert_eq!(result["deleted_then_get"], "ResourceNotFoundError");
 }
+
+#[tokio::test]
+async fn the_az_shaped_cli_drives_the_control_plane() {
+    let dir = tempdir("arm-cli");
+    let ambient = Ambient::start("dev", &dir, &[], &[]);
+    let subscription = ambient.var("AMBIENT_SUBSCRIPTION_ID").to_owned();
+    cli_json(&ambient, &["group", "create", "-n", "rg", "-l", "westus"]);
+    let identity = cli_json(&ambient, &["identity", "create", "-g", "rg", "-n", "id1"]);
+    for field in ["id", "clientId", "principalId", "tenantId"] {
+        assert!(
+            identity[field].is_string(),
+            "identity create prints {field} at the top level: {identity}"
+        );
+    }
+    let vm = cli_json(
+        &ambient,
+        &["vm", "create", "-g", "rg", "-n", "vm1", "--assign-identity", "[system]", "id1"],
+    );
+    assert_eq!(vm["identity"]["type"], "SystemAssigned, UserAssigned");
+    assert!(vm["identity"]["principalId"].is_string(), "{vm}");
+    let shown = cli_json(&ambient, &["vm", "identity", "show", "-g", "rg", "-n", "vm1"]);
+    assert_eq!(shown["principalId"], vm["identity"]["principalId"]);
+    let removed = cli_json(
+        &ambient,
+        &["vm", "identity", "remove", "-g", "rg", "-n", "vm1", "--identities", "id1"],
+    );
+    assert!(
+        removed.to_string().contains(vm["identity"]["principalId"].as_str().unwrap()),
+        "{removed}"
+    );
+
+    let scope = format!("/subscriptions/{subscription}/resourceGroups/rg");
+    let assignment = cli_json(
+        &ambient,
+        &[
+            "role",
+            "assignment",
+            "create",
+            "--assignee",
+            vm["identity"]["principalId"].as_str().unwrap(),
+            "--role",
+            "Reader",
+            "--scope",
+            &scope,
+        ],
+    );
+    assert_eq!(assignment["roleDefinitionName"], "Reader");
+    let listed = cli_json(
+        &ambient,
+        &["role", "assignment", "list", "--scope", &scope, "--query", "[].principalId"],
+    );
+    assert!(listed.as_array().unwrap().contains(&vm["identity"]["principalId"]), "{listed}");
+
+    let sp = cli_json(
+        &ambient,
+        &[
+            "ad",
+            "sp",
+            "create-for-rbac",
+            "-n",
+            "deployer",
+            "--role",
+            "Contributor",
+            "--scopes",
+            &scope,
+        ],
+    );
+    let mine = cli_json(
+        &ambient,
+        &["role", "assignment", "list", "--assignee", sp["appId"].as_str().unwrap(), "--all"],
+    );
+    assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
+    assert_eq!(mine[0]["roleDefinitionName"], "Contributor");
+
+    let log = cli_json(
+        &ambient,
+        &[
+            "monitor",
+            "activity-log",
+            "list",
+            "--max-events",
+            "500",
+            "--query",
+            "[].operationName.value",
+        ],
+    );
+    assert!(
+        log.as_array().unwrap().contains(&json!("Microsoft.Compute/virtualMachines/write")),
+        "{log}"
+    );
+    let (code, table, _) = crate::run_ambient(
+        &["identity", "list", "-g", "rg", "-o", "table"],
+        &[("AMBIENT_HOME", dir.to_str().unwrap())],
+    );
+    assert_eq!(code, 0);
+    assert!(table.contains("id1"), "{table}");
+}

@@ -258,3 +258,76 @@ async fn cli_login_tokens_rotation_and_sign_in_log() {
     assert_ne!(code, 0);
     assert!(stderr.contains("Request_ResourceNotFound"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_user_assigned_identity_accepts_a_matching_federated_assertion() {
+    use serde_json::json;
+    let dir = tempdir("sts-federated");
+    let ambient = Ambient::start("dev", &dir, &[], &[]);
+    let arm = crate::control_plane::Arm::admin(&ambient).await;
+    arm.put(&arm.group("wi"), json!({"location": "westus"})).await;
+    let uami = arm.uami("wi", "workload");
+    let (_, identity) = arm.put(&uami, json!({"location": "westus"})).await;
+    let workload = cli_json(&ambient, &["ad", "sp", "create-for-rbac", "-n", "k8s-workload"]);
+    let subject = cli_json(
+        &ambient,
+        &["ad", "sp", "show", "--id", workload["appId"].as_str().unwrap()],
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tenant = ambient.var("AMBIENT_TENANT_ID");
+    let client = ambient.client();
+    let token_url = format!("{}/{tenant}/oauth2/v2.0/token", ambient.url());
+    // The "federated token": the workload's own token for the token-exchange audience.
+    let federated: serde_json::Value = client
+        .post(&token_url)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", workload["appId"].as_str().unwrap()),
+            ("client_secret", workload["password"].as_str().unwrap()),
+            ("scope", "api://AzureADTokenExchange/.default"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let assertion = federated["access_token"].as_str().unwrap().to_owned();
+    let issuer = jwt_claims(&assertion)["iss"].as_str().unwrap().to_owned();
+    let exchange = |assertion: String| {
+        let request = client.post(&token_url).form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", identity["properties"]["clientId"].as_str().unwrap()),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ("client_assertion", assertion.as_str()),
+            ("scope", "https://vault.azure.net/.default"),
+        ]);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    // No federated credential yet: refused.
+    let (status, body) = exchange(assertion.clone()).await;
+    assert_eq!((status, body["error_codes"][0].as_u64()), (401, Some(70021)), "{body}");
+
+    let (status, _) = arm
+        .put(&format!("{uami}/federatedIdentityCredentials/k8s"), json!({"properties": {"issuer": issuer, "subject": subject, "audiences": ["api://AzureADTokenExchange"]}}))
+        .await;
+    assert_eq!(status, 201);
+    let (status, body) = exchange(assertion.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let claims = jwt_claims(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["oid"], identity["properties"]["principalId"]);
+    assert_eq!(claims["xms_mirid"], uami.as_str());
+    assert_eq!(claims["aud"], "https://vault.azure.net");
+
+    // A tampered assertion is refused.
+    let mut parts: Vec<String> = assertion.split('.').map(str::to_owned).collect();
+    let flipped = if parts[2].starts_with('A') { 'B' } else { 'A' };
+    parts[2] = format!("{flipped}{}", &parts[2][1..]);
+    let (status, body) = exchange(parts.join(".")).await;
+    assert_eq!(status, 401, "{body}");
+}
