@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::cache::refresh_on;
 use crate::credential::AccessToken;
+use crate::datetime::parse_app_service_date;
 use crate::secret::Secret;
 use crate::{Error, Result};
 
@@ -51,7 +52,8 @@ pub(crate) fn describe_http_error(error: &reqwest::Error) -> String {
 /// Parses a successful token response received at `now_unix_secs`.
 ///
 /// Accepts `expires_in`, `expires_on` and `refresh_in` as integers or numeric strings (Entra v2
-/// sends integers, IMDS sends strings). `expires_on` wins when both are present, as in
+/// sends integers, IMDS sends strings), and `expires_on` also as the legacy App Service date
+/// string (`"06/20/2019 02:57:58 +00:00"`). `expires_on` wins when both are present, as in
 /// azure-identity.
 pub(crate) fn parse_token_response(body: &[u8], now_unix_secs: i64) -> Result<AccessToken> {
     let wire: TokenResponseWire = serde_json::from_slice(body).map_err(|error| {
@@ -69,7 +71,7 @@ pub(crate) fn parse_token_response(body: &[u8], now_unix_secs: i64) -> Result<Ac
         )));
     }
     let expires_on = match (
-        seconds_field("expires_on", wire.expires_on.as_ref())?,
+        expires_on_field(wire.expires_on.as_ref())?,
         seconds_field("expires_in", wire.expires_in.as_ref())?,
     ) {
         (Some(expires_on), _) => expires_on,
@@ -143,7 +145,17 @@ fn seconds_field(name: &str, value: Option<&Value>) -> Result<Option<i64>> {
     }
 }
 
-fn excerpt(body: &[u8]) -> String {
+/// `expires_on`: epoch seconds as a number or string, or an App Service date string.
+fn expires_on_field(value: Option<&Value>) -> Result<Option<i64>> {
+    if let Some(Value::String(text)) = value
+        && let Some(seconds) = parse_app_service_date(text)
+    {
+        return Ok(Some(seconds));
+    }
+    seconds_field("expires_on", value)
+}
+
+pub(crate) fn excerpt(body: &[u8]) -> String {
     String::from_utf8_lossy(body).trim().chars().take(BODY_EXCERPT_CHARS_MAX).collect()
 }
 
@@ -175,6 +187,16 @@ mod tests {
         let token = parse_token_response(body.as_bytes(), NOW).unwrap();
         assert_eq!(token.expires_on, NOW + 86_000);
         assert_eq!(token.refresh_on, Some(NOW + 43_000));
+    }
+
+    #[test]
+    fn app_service_legacy_date_string_is_accepted() {
+        // 2024-01-01T06:00:00Z, as the 2017-09-01 endpoint may write it.
+        for expires_on in ["01/01/2024 06:00:00 +00:00", "1/1/2024 6:00:00 AM +00:00"] {
+            let body = format!(r#"{{"access_token":"abc","expires_on":"{expires_on}"}}"#);
+            let token = parse_token_response(body.as_bytes(), 1_704_067_200).unwrap();
+            assert_eq!(token.expires_on, 1_704_088_800, "{expires_on}");
+        }
     }
 
     #[test]

@@ -32,10 +32,29 @@ pub(crate) fn client_credentials_scope(scopes: &[&str]) -> Result<String> {
     }
 }
 
+/// The AAD v1 resource of a managed-identity or CLI request: the one scope without its
+/// `/.default` suffix, as azure-identity's `_scopes_to_resource` does
+/// (`https://management.azure.com//.default` becomes `https://management.azure.com/`).
+pub(crate) fn resource_from_scopes(scopes: &[&str]) -> Result<String> {
+    let [scope] = scopes else {
+        return Err(Error::InvalidScope(format!(
+            "this credential takes exactly one scope, such as https://vault.azure.net/.default; got {}",
+            scopes.len()
+        )));
+    };
+    let resource = scope.strip_suffix(DEFAULT_SUFFIX).unwrap_or(scope);
+    if resource.is_empty() || resource.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::InvalidScope(format!(
+            "scope {scope:?} is empty or contains whitespace"
+        )));
+    }
+    Ok(resource.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::Error;
-    use crate::scope::client_credentials_scope;
+    use crate::scope::{client_credentials_scope, resource_from_scopes};
 
     #[track_caller]
     fn check(scopes: &[&str], expected: Result<&str, &str>) {
@@ -69,5 +88,19 @@ mod tests {
     fn empty_or_spaced_scope_is_refused() {
         check(&[""], Err("empty"));
         check(&["https://a/.default openid"], Err("whitespace"));
+    }
+
+    #[test]
+    fn resource_is_the_scope_without_default_suffix() {
+        let resource = |scopes: &[&str]| resource_from_scopes(scopes);
+        assert_eq!(resource(&["https://vault.azure.net/.default"]).unwrap(), "https://vault.azure.net");
+        assert_eq!(
+            resource(&["https://management.azure.com//.default"]).unwrap(),
+            "https://management.azure.com/"
+        );
+        assert_eq!(resource(&["https://storage.azure.com"]).unwrap(), "https://storage.azure.com");
+        for bad in [&[][..], &["a", "b"], &["/.default"], &["https://a b"]] {
+            assert!(matches!(resource(bad), Err(Error::InvalidScope(_))), "{bad:?}");
+        }
     }
 }

@@ -88,7 +88,7 @@ pub async fn check(
         let allowed: Vec<String> = serde_json::from_str(&matched.audiences).unwrap_or_default();
         let options = issuer::ValidationOptions {
             audiences: &allowed,
-            issuers: &[iss.clone()],
+            issuers: std::slice::from_ref(&iss),
             leeway_secs: domain::limits::CLOCK_LEEWAY_SECS,
             algorithms: &[crypto::jws::Algorithm::RS256],
         };
