@@ -93,7 +93,10 @@ mod tests {
     #[test]
     fn resource_is_the_scope_without_default_suffix() {
         let resource = |scopes: &[&str]| resource_from_scopes(scopes);
-        assert_eq!(resource(&["https://vault.azure.net/.default"]).unwrap(), "https://vault.azure.net");
+        assert_eq!(
+            resource(&["https://vault.azure.net/.default"]).unwrap(),
+            "https://vault.azure.net"
+        );
         assert_eq!(
             resource(&["https://management.azure.com//.default"]).unwrap(),
             "https://management.azure.com/"

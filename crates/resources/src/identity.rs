@@ -232,7 +232,7 @@ mod tests {
         );
         check(
             none,
-            r#"{"type":"SystemAssigned","userAssignedIdentities":{"/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm":{}}}"#,
+            r#"{"type":"SystemAssigned, UserAssigned","userAssignedIdentities":{"/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm":{}}}"#,
             expect_test::expect![[
                 r#"error: '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm' is not the resource id of a user-assigned identity"#
             ]],
