@@ -67,8 +67,11 @@ struct ServerArgs {
     #[arg(long, value_name = "ADDR")]
     imds_listen: Option<std::net::SocketAddr>,
     /// (dev) Reproduce Azure's IMDS limits: 20 requests per second and 5 concurrent per resource.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "imds_rate_limit")]
     azure_rate_limits: bool,
+    /// (dev) Requests per second each resource's metadata endpoint allows [default: 200].
+    #[arg(long, value_name = "RPS")]
+    imds_rate_limit: Option<u32>,
     /// Log filter, as RUST_LOG (for example `info` or `server=debug`).
     #[arg(long, env = "AMBIENT_LOG", value_name = "FILTER", default_value = "info")]
     log: String,
@@ -155,10 +158,12 @@ async fn serve(mode: server::Mode, args: ServerArgs, global: cli::GlobalArgs) ->
             .map_err(anyhow::Error::msg)
             .context("create host local")?;
         let ca = std::fs::read(running.ca_cert_path()).context("read the local CA")?;
-        let rate_limit = if args.azure_rate_limits {
-            agent::RateLimit::azure()
-        } else {
-            agent::RateLimit::generous()
+        let rate_limit = match (args.azure_rate_limits, args.imds_rate_limit) {
+            (true, _) => agent::RateLimit::azure(),
+            (false, Some(rps)) => {
+                agent::RateLimit { requests_per_second: rps, burst: rps, concurrent: 1024 }
+            }
+            (false, None) => agent::RateLimit::generous(),
         };
         let agent = agent::start(agent::AgentConfig {
             server_url: running.base_url().to_owned(),

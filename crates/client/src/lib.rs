@@ -113,23 +113,7 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let transport = |error: reqwest::Error| ClientError::Transport {
-            url: url.to_owned(),
-            message: error.to_string(),
-        };
-        let response = request.send().await.map_err(transport)?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(transport)?;
-        if status.is_success() {
-            if bytes.is_empty() {
-                return Ok(Value::Null);
-            }
-            return serde_json::from_slice(&bytes).map_err(|error| ClientError::Transport {
-                url: url.to_owned(),
-                message: format!("invalid JSON: {error}"),
-            });
-        }
-        Err(api_error(status.as_u16(), &bytes))
+        send(request, url).await
     }
 
     /// The server's base URL.
@@ -152,23 +136,7 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let transport = |error: reqwest::Error| ClientError::Transport {
-            url: url.clone(),
-            message: error.to_string(),
-        };
-        let response = request.send().await.map_err(transport)?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(transport)?;
-        if status.is_success() {
-            if bytes.is_empty() {
-                return Ok(Value::Null);
-            }
-            return serde_json::from_slice(&bytes).map_err(|error| ClientError::Transport {
-                url: url.clone(),
-                message: format!("invalid JSON: {error}"),
-            });
-        }
-        Err(api_error(status.as_u16(), &bytes))
+        send(request, &url).await
     }
 
     /// `GET path`.
@@ -274,6 +242,28 @@ impl Client {
         .await
         .map(drop)
     }
+}
+
+/// Sends a request and reads a JSON answer: the body, `Value::Null` for an empty one, or the
+/// error body as [`ClientError::Api`].
+async fn send(request: reqwest::RequestBuilder, url: &str) -> Result<Value, ClientError> {
+    let transport = |error: reqwest::Error| ClientError::Transport {
+        url: url.to_owned(),
+        message: error.to_string(),
+    };
+    let response = request.send().await.map_err(transport)?;
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(transport)?;
+    if status.is_success() {
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
+        return serde_json::from_slice(&bytes).map_err(|error| ClientError::Transport {
+            url: url.to_owned(),
+            message: format!("invalid JSON: {error}"),
+        });
+    }
+    Err(api_error(status.as_u16(), &bytes))
 }
 
 /// The first address `host:port` resolves to (the server's own name, normally `localhost`).

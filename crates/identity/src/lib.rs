@@ -3,17 +3,50 @@
 //!
 //! Every credential implements [`TokenCredential`]: ask it for a token for one scope and send
 //! the token as `Authorization: Bearer ...`. Credentials cache tokens (per scope and tenant,
-//! refreshed before expiry, one request in flight however many tasks ask), so calling
-//! [`TokenCredential::get_token`] before every request is cheap. Clones share the cache.
+//! refreshed at half-life for tokens of two hours or more and five minutes before expiry
+//! otherwise, one request in flight however many tasks ask, the cached token served while a
+//! refresh fails), so calling [`TokenCredential::get_token`] before every request is cheap.
+//! Clones share the cache.
 //!
+//! - [`DefaultAzureCredential`]: the chain for code that runs unchanged on a laptop and in
+//!   production: [`EnvironmentCredential`] → [`WorkloadIdentityCredential`] →
+//!   [`ManagedIdentityCredential`] → [`CliCredential`], narrowed by `AZURE_TOKEN_CREDENTIALS`
+//!   (`dev`, `prod` or one credential's name). [`ChainedTokenCredential`] builds other chains.
 //! - [`ClientSecretCredential`]: a service principal with a client secret.
 //! - [`ClientCertificateCredential`]: a service principal with a certificate; each request
 //!   carries a fresh RS256 client assertion.
+//! - [`EnvironmentCredential`]: either of those two, from `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`
+//!   and `AZURE_CLIENT_SECRET` or `AZURE_CLIENT_CERTIFICATE_PATH` (PEM only).
+//! - [`WorkloadIdentityCredential`]: a federated token file (`AZURE_FEDERATED_TOKEN_FILE`,
+//!   read again for every token request) exchanged as a client assertion.
+//! - [`ManagedIdentityCredential`]: the identity of the machine, from App Service
+//!   (`IDENTITY_ENDPOINT`), the legacy MSI endpoint, Cloud Shell or IMDS, detected in the SDKs'
+//!   order; [`ManagedIdentityId`] selects a user-assigned identity.
+//! - [`CliCredential`]: `ambient account get-access-token` (or `az ...` when that is what is
+//!   installed).
 //! - [`ClientOptions`]: the authority host (`https` only), extra trusted root certificates (for
 //!   a local CA such as Ambient's), the HTTP timeout and the tenants a request may switch to.
+//! - [`Env`]: the environment variables credentials read, as a snapshot: the process's
+//!   ([`Env::from_process`]) or any other, so tests never change the process environment.
 //! - [`Error`]: [`Error::CredentialUnavailable`] means "not configured here, try the next
 //!   credential"; [`Error::Authentication`] carries Entra's `error` and `error_description`
 //!   (with its `AADSTS` code).
+//!
+//! ```no_run
+//! use identity::{DefaultAzureCredential, TokenCredential, TokenRequestOptions};
+//!
+//! # async fn example() -> identity::Result<()> {
+//! let credential = DefaultAzureCredential::new(Default::default())?;
+//! let token = credential
+//!     .get_token(&["https://vault.azure.net/.default"], &TokenRequestOptions::default())
+//!     .await?;
+//! let header = format!("Bearer {}", token.token.expose());
+//! # let _ = header;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A service principal against an Ambient server, trusting its CA:
 //!
 //! ```no_run
 //! use identity::{ClientOptions, ClientSecretCredential, TokenCredential, TokenRequestOptions};
@@ -33,42 +66,79 @@
 //! let token = credential
 //!     .get_token(&["https://vault.azure.net/.default"], &TokenRequestOptions::default())
 //!     .await?;
-//! let header = format!("Bearer {}", token.token.expose());
-//! # let _ = header;
+//! # let _ = token;
 //! # Ok(())
 //! # }
 //! ```
 //!
+//! # A complete example: reading a Key Vault secret
+//!
+//! `examples/read_secret.rs` reads a secret with [`DefaultAzureCredential`] and the process's
+//! own environment, doing Key Vault's challenge itself: a first request without a token, the
+//! `resource` of the `WWW-Authenticate` answer, a token for `{resource}/.default`, then
+//! `GET {vault}/secrets/{name}?api-version=7.5` with it. It trusts the CA named by
+//! `REQUESTS_CA_BUNDLE` or `SSL_CERT_FILE` when set. Run it as the workload of a VM, so the
+//! managed identity of the VM is the only credential it can find:
+//!
+//! ```text
+//! cargo build -p identity --examples
+//! ambient run --as VM -g RG --isolate -- \
+//!     target/debug/examples/read_secret https://VAULT.vault.localhost:PORT/ NAME
+//! ```
+//!
+//! With `--isolate` (Linux, root) the program has no identity variables at all and finds IMDS at
+//! `169.254.169.254`, as on a VM; without it, `ambient run` sets `IDENTITY_ENDPOINT` and
+//! `IDENTITY_HEADER` and the program uses the App Service protocol. The VM's identity needs a
+//! role with `secrets/getSecret/action` on the vault, such as Key Vault Secrets User.
+//!
 //! This crate depends on no other crate of the Ambient workspace: it speaks only public
 //! protocols, so any Rust program can use it. For the same reason it is the one place outside
 //! the `crypto` crate that signs (the client assertions of [`ClientCertificateCredential`], with
-//! aws-lc-rs). Secrets (client secrets, tokens, private keys) never appear in `Debug` output.
+//! aws-lc-rs). Secrets (client secrets, tokens, private keys, identity headers) never appear in
+//! `Debug` output.
 //!
 //! Internals: `entra` posts to `{authority}/{tenant}/oauth2/v2.0/token`; `response` parses
 //! token and error bodies; `cache` holds the token cache every credential reuses; `clock` is
-//! the single reader of the system time.
+//! the single reader of the system time; `datetime` parses the two date formats token sources
+//! use instead of epoch seconds; `chain` holds the chains.
 
 #![warn(missing_docs)]
 
 mod assertion;
 mod cache;
+mod chain;
+mod cli;
 mod client_certificate;
 mod client_secret;
 mod clock;
 mod credential;
+mod datetime;
 mod entra;
+mod env;
+mod environment;
+mod managed_identity;
 mod options;
 mod response;
 mod scope;
 mod secret;
 #[cfg(test)]
 mod testing;
+mod workload_identity;
 
+pub use chain::{ChainedTokenCredential, DefaultAzureCredential, DefaultAzureCredentialOptions};
+pub use cli::{CliCredential, CliCredentialOptions, DEFAULT_CLI_TIMEOUT};
 pub use client_certificate::{ClientCertificateCredential, ClientCertificateCredentialOptions};
 pub use client_secret::ClientSecretCredential;
 pub use credential::{AccessToken, TokenCredential, TokenRequestOptions};
+pub use env::Env;
+pub use environment::EnvironmentCredential;
+pub use managed_identity::{
+    DEFAULT_IMDS_ENDPOINT, ImdsRetryOptions, ManagedIdentityCredential,
+    ManagedIdentityCredentialOptions, ManagedIdentityId, ManagedIdentitySource,
+};
 pub use options::{ClientOptions, DEFAULT_AUTHORITY_HOST, DEFAULT_HTTP_TIMEOUT};
 pub use secret::Secret;
+pub use workload_identity::WorkloadIdentityCredential;
 
 /// The result of every fallible operation in this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -9,6 +9,10 @@
 //! The fake checks what Entra checks (client secret, client assertion signature, thumbprint,
 //! audience, issuer, subject, time window, `/.default` scope), records every request, and
 //! answers with Entra's error bodies and `AADSTS` codes.
+//!
+//! [`FakeManagedIdentity`] fakes the managed-identity endpoints (IMDS, App Service, the legacy
+//! endpoint, Cloud Shell) over plain HTTP on loopback, as the real ones are served. Tests point
+//! credentials at it explicitly, so no test ever sends a request to 169.254.169.254.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -128,7 +132,14 @@ pub(crate) struct RecordedRequest {
 /// How a registered application authenticates.
 enum AppCredential {
     Secret(String),
-    Certificate { public_key: Vec<u8>, thumbprint: String },
+    Certificate {
+        public_key: Vec<u8>,
+        thumbprint: String,
+    },
+    /// A federated identity credential, reduced to the one assertion it accepts.
+    Federated {
+        assertion: String,
+    },
 }
 
 #[derive(Clone)]
@@ -194,6 +205,15 @@ impl FakeEntra {
                 public_key: public_key.to_vec(),
                 thumbprint: thumbprint.to_owned(),
             },
+        );
+    }
+
+    /// Registers an application that accepts exactly `assertion` as a federated client
+    /// assertion (the fake does not validate external tokens; the real-server tests do).
+    pub(crate) fn register_federated(&self, client_id: &str, assertion: &str) {
+        self.state.applications.lock().unwrap().insert(
+            client_id.to_owned(),
+            AppCredential::Federated { assertion: assertion.to_owned() },
         );
     }
 
@@ -357,6 +377,17 @@ fn check_request(
                 ));
             }
         }
+        AppCredential::Federated { assertion } => {
+            if field("client_assertion_type") != JWT_BEARER_ASSERTION_TYPE
+                || field("client_assertion") != assertion
+            {
+                return Err(entra_error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    "AADSTS70021: No matching federated identity record found for presented assertion.",
+                ));
+            }
+        }
         AppCredential::Certificate { public_key, thumbprint } => {
             if field("client_assertion_type") != JWT_BEARER_ASSERTION_TYPE {
                 return Err(entra_error(
@@ -457,4 +488,193 @@ fn entra_error(status: StatusCode, error: &str, description: &str) -> Answer {
             "timestamp": "2024-01-01 00:00:00Z",
         })),
     )
+}
+
+/// A running fake of the managed-identity endpoints, over plain HTTP on loopback as the real
+/// ones are: IMDS (`GET /metadata/identity/oauth2/token`, header `Metadata: true`), App Service
+/// (`GET /msi/token?api-version=2019-08-01`, header `X-IDENTITY-HEADER`), the legacy endpoint
+/// (`GET /msi/token?api-version=2017-09-01`, header `secret`) and Cloud Shell (`POST
+/// /cloudshell`, form `resource`, header `Metadata: true`). Stops when dropped.
+///
+/// It refuses a request without its source's header as the real endpoints do, records every
+/// request, answers scripted responses first (in order) and then tokens whose every field is a
+/// string, as IMDS writes them.
+pub(crate) struct FakeManagedIdentity {
+    /// `http://127.0.0.1:{port}`.
+    pub(crate) base: String,
+    state: Arc<MiState>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// One request as the managed-identity fake received it.
+#[derive(Clone, Debug)]
+pub(crate) struct MiRequest {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) query: BTreeMap<String, String>,
+    /// Lower-cased names.
+    pub(crate) headers: BTreeMap<String, String>,
+    pub(crate) form: BTreeMap<String, String>,
+}
+
+struct MiState {
+    clock: Arc<FakeClock>,
+    requests: Mutex<Vec<MiRequest>>,
+    scripted: Mutex<std::collections::VecDeque<(StatusCode, String)>>,
+    hold: Mutex<Option<Arc<Semaphore>>>,
+    arrived: Notify,
+}
+
+impl FakeManagedIdentity {
+    /// The secret the App Service and legacy endpoints expect.
+    pub(crate) const SECRET: &'static str = "fake-identity-header";
+
+    /// Starts the fake on `127.0.0.1:0`. Its own tokens live `86399` s.
+    pub(crate) async fn start(clock: Arc<FakeClock>) -> FakeManagedIdentity {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", tcp.local_addr().unwrap());
+        let state = Arc::new(MiState {
+            clock,
+            requests: Mutex::new(Vec::new()),
+            scripted: Mutex::new(std::collections::VecDeque::new()),
+            hold: Mutex::new(None),
+            arrived: Notify::new(),
+        });
+        let app = Router::new().fallback(managed_identity).with_state(state.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(tcp, app).await.unwrap();
+        });
+        FakeManagedIdentity { base, state, server }
+    }
+
+    /// The next request is answered with `status` and `body` (after the ones scripted before).
+    pub(crate) fn script(&self, status: u16, body: &str) {
+        self.state
+            .scripted
+            .lock()
+            .unwrap()
+            .push_back((StatusCode::from_u16(status).unwrap(), body.to_owned()));
+    }
+
+    pub(crate) fn requests(&self) -> Vec<MiRequest> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    pub(crate) fn request_count(&self) -> usize {
+        self.state.requests.lock().unwrap().len()
+    }
+
+    /// From now on requests wait for a permit of the returned semaphore before answering.
+    pub(crate) fn hold_requests(&self) -> Arc<Semaphore> {
+        let semaphore = Arc::new(Semaphore::new(0));
+        *self.state.hold.lock().unwrap() = Some(semaphore.clone());
+        semaphore
+    }
+
+    /// Waits until a request has arrived (returns at once if one arrived unobserved).
+    pub(crate) async fn request_arrived(&self) {
+        self.state.arrived.notified().await;
+    }
+}
+
+impl Drop for FakeManagedIdentity {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Pairs of an `application/x-www-form-urlencoded` text (a query or a form body).
+fn url_pairs(text: &str) -> BTreeMap<String, String> {
+    let url = reqwest::Url::parse(&format!("http://fake/?{text}")).unwrap();
+    url.query_pairs().map(|(name, value)| (name.into_owned(), value.into_owned())).collect()
+}
+
+async fn managed_identity(
+    State(state): State<Arc<MiState>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> (StatusCode, String) {
+    let request = MiRequest {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        query: url_pairs(uri.query().unwrap_or_default()),
+        headers: headers
+            .iter()
+            .map(|(name, value)| {
+                (name.as_str().to_owned(), value.to_str().unwrap_or_default().to_owned())
+            })
+            .collect(),
+        form: url_pairs(&String::from_utf8_lossy(&body)),
+    };
+    let number = {
+        let mut requests = state.requests.lock().unwrap();
+        requests.push(request.clone());
+        requests.len()
+    };
+    state.arrived.notify_one();
+    let hold = state.hold.lock().unwrap().clone();
+    if let Some(semaphore) = hold {
+        semaphore.acquire().await.unwrap().forget();
+    }
+    if let Some(scripted) = state.scripted.lock().unwrap().pop_front() {
+        return scripted;
+    }
+    let header = |name: &str| request.headers.get(name).map(String::as_str);
+    let api_version = request.query.get("api-version").map(String::as_str);
+    let (resource, authorized) = match (request.method.as_str(), request.path.as_str()) {
+        ("GET", "/metadata/identity/oauth2/token") => {
+            (request.query.get("resource"), header("metadata") == Some("true"))
+        }
+        ("GET", "/msi/token") if api_version == Some("2019-08-01") => (
+            request.query.get("resource"),
+            header("x-identity-header") == Some(FakeManagedIdentity::SECRET),
+        ),
+        ("GET", "/msi/token") if api_version == Some("2017-09-01") => {
+            (request.query.get("resource"), header("secret") == Some(FakeManagedIdentity::SECRET))
+        }
+        ("POST", "/cloudshell") => {
+            (request.form.get("resource"), header("metadata") == Some("true"))
+        }
+        _ => {
+            return (StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#.to_owned());
+        }
+    };
+    if !authorized {
+        return (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "bad_request_102", "error_description": "Required metadata header not specified"})
+                .to_string(),
+        );
+    }
+    let Some(resource) = resource else {
+        return (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "invalid_request", "error_description": "resource is required"})
+                .to_string(),
+        );
+    };
+    let now = state.clock.now_unix_secs();
+    let expires_in: i64 = 86_399;
+    let body = json!({
+        "access_token": format!("mi-token-{number}"),
+        "refresh_token": "",
+        "client_id": "00000000-0000-0000-0000-00000000c11e",
+        "expires_in": expires_in.to_string(),
+        "expires_on": (now + expires_in).to_string(),
+        "ext_expires_in": expires_in.to_string(),
+        "not_before": now.to_string(),
+        "resource": resource,
+        "token_type": "Bearer",
+    });
+    (StatusCode::OK, body.to_string())
+}
+
+/// A loopback address where nothing listens: a port bound and released at once.
+pub(crate) async fn closed_loopback_base() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{address}")
 }

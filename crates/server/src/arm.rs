@@ -515,8 +515,7 @@ where
             ),
             other => ApiError::from(other),
         })?;
-        state.directory.invalidate();
-        state.changes.notify();
+        state.changed();
         let body = plan.record.as_ref().map(resources::render).unwrap_or(Value::Null);
         Ok((status, Json(body)).into_response())
     }
@@ -576,8 +575,7 @@ async fn delete(context: &Context, id: &ResourceId, action: &str) -> Result<Resp
         ),
         other => ApiError::from(other),
     })?;
-    state.directory.invalidate();
-    state.changes.notify();
+    state.changed();
     Ok(StatusCode::OK.into_response())
 }
 
@@ -794,6 +792,7 @@ async fn role_definition_op(
                 updated_at: now,
             };
             context.state.store.apply(vec![Write::PutRoleDefinition(record.clone())]).await?;
+            context.state.changed();
             let status = if existing.is_some() { StatusCode::OK } else { StatusCode::CREATED };
             Ok((
                 status,
@@ -827,6 +826,7 @@ async fn role_definition_op(
                 .store
                 .apply(vec![Write::DeleteRoleDefinition { id: record.id.clone() }])
                 .await?;
+            context.state.changed();
             let role =
                 crate::convert::role_definition_from_record(&record).ok_or_else(not_found)?;
             Ok(Json(role_definition_json(scope, &role, record.created_at, record.updated_at))
@@ -932,6 +932,7 @@ async fn role_assignment(
                     )),
                 ])
                 .await?;
+            context.state.changed();
             Ok(Json(assignment_json(&row)).into_response())
         }
         _ => Err(only(context, Method::GET).unwrap_err()),
@@ -1054,7 +1055,10 @@ async fn create_assignment(
         ])
         .await;
     match result {
-        Ok(()) => Ok((StatusCode::CREATED, Json(assignment_json(&row))).into_response()),
+        Ok(()) => {
+            state.changed();
+            Ok((StatusCode::CREATED, Json(assignment_json(&row))).into_response())
+        }
         Err(store::Error::Conflict(_)) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "RoleAssignmentExists",

@@ -5,6 +5,8 @@
 //! v2 issuers, the API's audience set, the standard leeway). Authorization loads only the
 //! caller's own role assignments, so its cost does not grow with unrelated assignments.
 
+use std::sync::Arc;
+
 use axum::http::{HeaderMap, StatusCode, header};
 use domain::ResourceId;
 use rbac::{ActionKind, Decision, Grant, RoleDefinition};
@@ -59,8 +61,26 @@ pub fn authenticate(
         leeway_secs: domain::limits::CLOCK_LEEWAY_SECS,
         algorithms: &[crypto::jws::Algorithm::RS256],
     };
-    match state.issuer.validate(token.trim(), &options) {
-        Ok(claims) => Ok(Caller { object_id: claims.oid, app_id: claims.app_id }),
+    let token = token.trim();
+    // A token seen before skips the signature check (done once), never the claim checks.
+    let digest = crypto::hash::sha256(token.as_bytes());
+    if let Some(claims) = state.caches.tokens.get(&digest) {
+        let now = state.clock.now().secs();
+        let leeway = domain::limits::CLOCK_LEEWAY_SECS;
+        let audience_ok = audiences
+            .iter()
+            .any(|audience| audience.trim_end_matches('/') == claims.aud.trim_end_matches('/'));
+        let issuer_ok = issuers.iter().any(|issuer| issuer == &claims.iss);
+        if audience_ok && issuer_ok && claims.exp + leeway > now && claims.nbf - leeway <= now {
+            return Ok(Caller { object_id: claims.oid.clone(), app_id: claims.app_id.clone() });
+        }
+    }
+    match state.issuer.validate(token, &options) {
+        Ok(claims) => {
+            let caller = Caller { object_id: claims.oid.clone(), app_id: claims.app_id.clone() };
+            state.caches.tokens.insert(digest, Arc::new(claims));
+            Ok(caller)
+        }
         Err(error) => {
             tracing::info!(reason = %error, code = error.code(), "token refused");
             Err(unauthenticated(
@@ -121,15 +141,17 @@ pub async fn role_definition(
 /// authorization of attached identities).
 pub struct CallerGrants {
     caller: Caller,
-    loaded: Vec<(ResourceId, RoleDefinition)>,
+    loaded: Arc<Vec<(ResourceId, RoleDefinition)>>,
 }
 
 impl CallerGrants {
     pub async fn load(state: &AppState, caller: &Caller) -> Result<CallerGrants, ApiError> {
-        Ok(CallerGrants {
-            caller: caller.clone(),
-            loaded: grants_of(state, &caller.object_id).await?,
-        })
+        if let Some(loaded) = state.caches.grants.get(&caller.object_id) {
+            return Ok(CallerGrants { caller: caller.clone(), loaded });
+        }
+        let loaded = Arc::new(grants_of(state, &caller.object_id).await?);
+        state.caches.grants.insert(caller.object_id.clone(), loaded.clone());
+        Ok(CallerGrants { caller: caller.clone(), loaded })
     }
 
     pub fn caller(&self) -> &Caller {

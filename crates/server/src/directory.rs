@@ -251,7 +251,7 @@ pub async fn create_service_principal(
         created_at: state.clock.now().millis(),
     };
     state.store.apply(vec![Write::PutPrincipal(principal.clone())]).await?;
-    state.directory.invalidate();
+    state.changed();
     tracing::info!(app_id = %principal.app_id, "created service principal");
     Ok((StatusCode::CREATED, Json(service_principal_json(&state, &principal, &[]))).into_response())
 }
@@ -285,7 +285,7 @@ pub async fn delete_service_principal(
         .store
         .apply(vec![Write::DeletePrincipal { object_id: principal.object_id.clone() }])
         .await?;
-    state.directory.invalidate();
+    state.changed();
     tracing::info!(app_id = %principal.app_id, "deleted service principal");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -340,7 +340,7 @@ pub async fn add_password(
         created_at: now.millis(),
     };
     state.store.apply(vec![Write::PutCredential(credential.clone())]).await?;
-    state.directory.invalidate();
+    state.changed();
     let mut body = password_json(&credential);
     body["secretText"] = Value::String(secret);
     Ok(Json(body).into_response())
@@ -370,7 +370,7 @@ pub async fn remove_credential(
         .store
         .apply(vec![Write::DeleteCredential { id: request.key_id.to_ascii_lowercase() }])
         .await?;
-    state.directory.invalidate();
+    state.changed();
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -413,7 +413,7 @@ pub async fn add_key(
     let credential =
         certificate_credential(&state, &principal, &bytes, request.key_credential.display_name)?;
     state.store.apply(vec![Write::PutCredential(credential.clone())]).await?;
-    state.directory.invalidate();
+    state.changed();
     Ok(Json(key_json(&credential)).into_response())
 }
 
@@ -452,7 +452,7 @@ pub async fn create_certificate(
         request.display_name,
     )?;
     state.store.apply(vec![Write::PutCredential(credential.clone())]).await?;
-    state.directory.invalidate();
+    state.changed();
     let mut body = key_json(&credential);
     body["certificatePem"] = Value::String(generated.cert_pem.clone());
     body["privateKeyPem"] = Value::String(generated.key_pem.to_string());

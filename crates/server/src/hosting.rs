@@ -96,7 +96,7 @@ pub async fn new_join_token(
         updated_at: now.millis(),
     };
     state.store.apply(vec![Write::PutHost(record.clone())]).await?;
-    state.changes.notify();
+    state.changed();
     let status = if existing.is_some() { StatusCode::OK } else { StatusCode::CREATED };
     Ok((
         HostCreated {
@@ -166,7 +166,7 @@ pub async fn revoke_host(
     host.join_token_expires_at = None;
     host.updated_at = state.clock.now().millis();
     state.store.apply(vec![Write::PutHost(host.clone())]).await?;
-    state.changes.notify();
+    state.changed();
     tracing::info!(host = %name, "host revoked");
     Ok(Json(host_info(&state, &host).await?).into_response())
 }

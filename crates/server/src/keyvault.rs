@@ -125,10 +125,16 @@ pub async fn handle(
     request: Request,
 ) -> Response {
     let _ = peer;
-    match serve(&state, &name, request).await {
+    let writes = request.method() != Method::GET;
+    let response = match serve(&state, &name, request).await {
         Ok(response) => response,
         Err(error) => error.render(&state),
+    };
+    if writes {
+        // Again after the write: a read racing with it may have cached the old rows.
+        state.caches.secrets.clear();
     }
+    response
 }
 
 async fn serve(state: &AppState, name: &str, request: Request) -> Result<Response, KvError> {
@@ -199,6 +205,9 @@ async fn serve(state: &AppState, name: &str, request: Request) -> Result<Respons
     };
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     let method = parts.method.clone();
+    if method != Method::GET {
+        state.caches.secrets.clear();
+    }
     let maxresults = match param("maxresults") {
         Some(text) => match text.parse::<usize>() {
             Ok(value) if (1..=domain::limits::VAULT_PAGE_SIZE_MAX).contains(&value) => value,
@@ -251,9 +260,20 @@ async fn serve(state: &AppState, name: &str, request: Request) -> Result<Respons
         }
         (Method::GET, ["secrets", secret]) | (Method::GET, ["secrets", secret, ""]) => {
             ctx.authorize("getSecret/action", Some(secret))?;
-            let view = vault.get(secret, None).await?;
+            // The hot path: the rows come from a short-lived cache that local writes clear.
+            let key = (vault_id.key().to_owned(), secret.to_ascii_lowercase());
+            let rows = match state.caches.secrets.get(&key) {
+                Some(rows) => rows,
+                None => {
+                    let rows = std::sync::Arc::new(vault.load(secret, None).await?);
+                    state.caches.secrets.insert(key, rows.clone());
+                    rows
+                }
+            };
+            let view = vault.reveal(&rows.0, &rows.1)?;
             Ok(Json(ctx.bundle(&view, false)).into_response())
         }
+
         (Method::GET, ["secrets", secret, version]) => {
             ctx.authorize("getSecret/action", Some(secret))?;
             let view = vault.get(secret, Some(version)).await?;
@@ -491,7 +511,19 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, KvError
     })
 }
 
-async fn find_vault(state: &AppState, name: &str) -> Result<ResourceRecord, KvError> {
+async fn find_vault(
+    state: &AppState,
+    name: &str,
+) -> Result<std::sync::Arc<ResourceRecord>, KvError> {
+    if let Some(row) = state.caches.vaults.get(&name.to_ascii_lowercase()) {
+        return Ok(row);
+    }
+    let row = std::sync::Arc::new(find_vault_row(state, name).await?);
+    state.caches.vaults.insert(name.to_ascii_lowercase(), row.clone());
+    Ok(row)
+}
+
+async fn find_vault_row(state: &AppState, name: &str) -> Result<ResourceRecord, KvError> {
     let filter = ResourceFilter {
         type_key: Some("microsoft.keyvault/vaults".to_owned()),
         ..ResourceFilter::default()

@@ -13,6 +13,7 @@ pub mod config;
 mod arm;
 mod auth;
 mod bootstrap;
+mod cache;
 mod convert;
 mod data_dir;
 mod directory;
@@ -142,6 +143,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         base_url: Arc::from(base_url.as_str()),
         dns_suffix: Arc::from(config.dns_suffix.as_str()),
         vault_host: Arc::from(vault_host(&config.dns_suffix, local_addr.port()).as_str()),
+        caches: Arc::new(state::HotCaches::default()),
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let task =

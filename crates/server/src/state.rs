@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::bootstrap::Deployment;
+use crate::cache::{HOT_PATH_TTL, TOKEN_CACHE_TTL, TtlCache};
 use crate::directory::Directory;
 
 #[derive(Clone)]
@@ -29,6 +30,44 @@ pub struct AppState {
     pub dns_suffix: Arc<str>,
     /// `vault.{suffix}[:port]`: vault `v` is served at `https://v.{vault_host}/`.
     pub vault_host: Arc<str>,
+    pub caches: Arc<HotCaches>,
+}
+
+/// The hot paths' caches; see `cache.rs` for the consistency they give.
+pub struct HotCaches {
+    /// A principal's role assignments with their role definitions.
+    pub grants: TtlCache<String, Arc<Vec<(domain::ResourceId, rbac::RoleDefinition)>>>,
+    /// Vault rows by lower-cased name.
+    pub vaults: TtlCache<String, Arc<store::ResourceRecord>>,
+    /// Claims of tokens whose signature was verified, by SHA-256 of the token.
+    pub tokens: TtlCache<[u8; 32], Arc<issuer::Claims>>,
+    /// A secret's row and its current version's row, by (vault key, name key).
+    pub secrets: TtlCache<
+        (String, String),
+        Arc<(store::VaultSecretRecord, store::VaultSecretVersionRecord)>,
+    >,
+}
+
+impl Default for HotCaches {
+    fn default() -> Self {
+        HotCaches {
+            grants: TtlCache::new(HOT_PATH_TTL),
+            tokens: TtlCache::new(TOKEN_CACHE_TTL),
+            vaults: TtlCache::new(HOT_PATH_TTL),
+            secrets: TtlCache::new(HOT_PATH_TTL),
+        }
+    }
+}
+
+impl AppState {
+    /// Something changed on this node: drop every cached row and wake the agents' watches.
+    pub fn changed(&self) {
+        self.directory.invalidate();
+        self.caches.grants.clear();
+        self.caches.vaults.clear();
+        self.caches.secrets.clear();
+        self.changes.notify();
+    }
 }
 
 /// A change signal for long polls: waiters created before a change see it.

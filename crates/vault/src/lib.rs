@@ -274,8 +274,27 @@ impl<'a> Vault<'a> {
     /// The value of a version (the current one when `version` is `None` or empty). Disabled,
     /// expired and not-yet-valid versions are refused, as Key Vault documents.
     pub async fn get(&self, name: &str, version: Option<&str>) -> Result<SecretView> {
+        let (secret, record) = self.load(name, version).await?;
+        self.reveal(&secret, &record)
+    }
+
+    /// The rows behind a `get`, for callers that cache them (values stay sealed in them).
+    pub async fn load(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<(VaultSecretRecord, VaultSecretVersionRecord)> {
         let secret = self.live(name).await?;
         let record = self.version_of(&secret, version).await?;
+        Ok((secret, record))
+    }
+
+    /// Checks a version's attributes and opens its value.
+    pub fn reveal(
+        &self,
+        secret: &VaultSecretRecord,
+        record: &VaultSecretVersionRecord,
+    ) -> Result<SecretView> {
         let now = self.now.secs();
         if !record.enabled {
             return Err(Error::Forbidden {
@@ -302,7 +321,7 @@ impl<'a> Vault<'a> {
             .map_err(Error::Crypto)?;
         let value = String::from_utf8(plain.to_vec())
             .map_err(|_| Error::BadParameter("the stored value is not UTF-8".to_owned()))?;
-        Ok(self.view(&secret, &record, Some(Secret::new(value))))
+        Ok(self.view(secret, record, Some(Secret::new(value))))
     }
 
     /// Changes attributes, tags or content type of a version; never the value.

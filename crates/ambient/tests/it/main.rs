@@ -4,6 +4,7 @@
 mod agent;
 mod control_plane;
 mod foundation;
+mod identity;
 mod keyvault;
 mod sts;
 
