@@ -420,3 +420,75 @@ async fn secret_client_operations_and_default_credential_under_ambient_run() {
     assert_eq!(result["restored"], "v2");
     let _ = rbac_id;
 }
+
+/// The `identity` crate's example, built with cargo, reads a secret as a VM under `ambient run`.
+fn build_example() -> std::path::PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let target =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir").to_owned();
+    let output = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "identity", "--example", "read_secret"])
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo build");
+    assert!(
+        output.status.success(),
+        "building the example failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    target.join("debug/examples/read_secret")
+}
+
+#[tokio::test]
+async fn the_rust_example_reads_a_secret_as_a_vm() {
+    let example = build_example();
+    let dir = tempdir("kv-example");
+    let ambient = Ambient::start("dev", &dir, &[], &[]);
+    let arm = Arm::admin(&ambient).await;
+    arm.put(&arm.group("rust"), json!({"location": "westus"})).await;
+    let vault = vault(&arm, "rust", "rustvault").await;
+    let vault_id = vault["id"].as_str().unwrap().to_owned();
+    let admin_oid = cli_json(&ambient, &["ad", "sp", "list", "--display-name", "ambient-admin"])[0]
+        ["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    arm.assign_role_id("b86a8fe4-44ce-4948-aee5-eccb2c155cd7", &admin_oid, &vault_id).await;
+    cli_json(
+        &ambient,
+        &[
+            "keyvault",
+            "secret",
+            "set",
+            "--vault-name",
+            "rustvault",
+            "-n",
+            "greeting",
+            "--value",
+            "hello-from-rust",
+        ],
+    );
+    let (_, vm) = arm
+        .put(
+            &arm.vm("rust", "rust-vm"),
+            json!({"location": "westus", "identity": {"type": "SystemAssigned"}}),
+        )
+        .await;
+    endpoint_of(&arm, vm["id"].as_str().unwrap()).await;
+    arm.assign(
+        "Key Vault Secrets User",
+        vm["identity"]["principalId"].as_str().unwrap(),
+        &vault_id,
+    )
+    .await;
+
+    let url = vault["properties"]["vaultUri"].as_str().unwrap();
+    let home = [("AMBIENT_HOME", dir.to_str().unwrap())];
+    let (code, stdout, stderr) = run_ambient(
+        &["run", "--as", "rust-vm", "-g", "rust", "--", example.to_str().unwrap(), url, "greeting"],
+        &home,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.trim(), "hello-from-rust");
+}
