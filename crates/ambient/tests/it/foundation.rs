@@ -218,3 +218,50 @@ fn a_config_file_is_read_and_flags_win_over_it() {
     assert_one_error_line(code, &stderr, "unknown field `lisen`");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn acknowledged_writes_survive_kill_9_of_the_server() {
+    // Method: acknowledged writes through the CLI (a group, a service principal with a secret),
+    // then SIGKILL the server mid-flight, restart it on the same directory and find them all.
+    let dir = tempdir("kill9");
+    let ambient = Ambient::start("dev", &dir, &[], &[]);
+    let home = [("AMBIENT_HOME", dir.to_str().unwrap())];
+    let mut groups = Vec::new();
+    for index in 0..5 {
+        let name = format!("kept-{index}");
+        let (code, _, stderr) = run_ambient(&["group", "create", "-n", &name], &home);
+        assert_eq!(code, 0, "{stderr}");
+        groups.push(name);
+    }
+    let (code, stdout, stderr) =
+        run_ambient(&["ad", "sp", "create-for-rbac", "-n", "survivor"], &home);
+    assert_eq!(code, 0, "{stderr}");
+    let sp: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let (status, _) = ambient.stop_with("KILL");
+    assert!(!status.success(), "the server was killed, not stopped");
+
+    let restarted = Ambient::start("dev", &dir, &[], &[]);
+    for name in &groups {
+        let (code, _, stderr) = run_ambient(&["group", "show", "-n", name], &home);
+        assert_eq!(code, 0, "group {name} lost after kill -9: {stderr}");
+    }
+    // The secret acknowledged before the crash still signs in.
+    let response = restarted
+        .client()
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            restarted.url(),
+            restarted.var("AMBIENT_TENANT_ID")
+        ))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", sp["appId"].as_str().unwrap()),
+            ("client_secret", sp["password"].as_str().unwrap()),
+            ("scope", "https://management.azure.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    std::fs::remove_dir_all(&dir).ok();
+}
