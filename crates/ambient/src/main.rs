@@ -130,6 +130,7 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn serve(mode: server::Mode, args: ServerArgs, global: cli::GlobalArgs) -> Result<()> {
+    let signals = StopSignals::install()?;
     init_tracing(&args.log);
     let cwd = std::env::current_dir().context("read the working directory")?;
     let file = match &args.config {
@@ -185,7 +186,7 @@ async fn serve(mode: server::Mode, args: ServerArgs, global: cli::GlobalArgs) ->
     } else {
         None
     };
-    wait_for_stop_signal().await?;
+    signals.wait().await;
     tracing::info!("shutting down");
     if let Some(agent) = agent {
         agent.shutdown().await;
@@ -195,6 +196,7 @@ async fn serve(mode: server::Mode, args: ServerArgs, global: cli::GlobalArgs) ->
 }
 
 async fn run_agent(args: AgentArgs) -> Result<()> {
+    let signals = StopSignals::install()?;
     init_tracing(&args.log);
     if !args.server.starts_with("https://") {
         anyhow::bail!("--server must be an https:// URL (got {})", args.server);
@@ -227,7 +229,7 @@ async fn run_agent(args: AgentArgs) -> Result<()> {
     .await
     .context("start the agent")?;
     eprintln!("agent for host {} is running", running.host());
-    wait_for_stop_signal().await?;
+    signals.wait().await;
     running.shutdown().await;
     Ok(())
 }
@@ -270,14 +272,28 @@ fn print_dev_banner(running: &server::RunningServer, agent: &agent::RunningAgent
     println!("Press Ctrl-C to stop.");
 }
 
-async fn wait_for_stop_signal() -> Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("listen for SIGTERM")?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.context("listen for Ctrl-C")?,
-        _ = terminate.recv() => {}
+/// SIGINT (Ctrl-C) and SIGTERM, listened for from the start of the process: a signal that
+/// arrives while the server or agent is still starting stops it cleanly too.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> Result<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt()).context("listen for Ctrl-C")?,
+            terminate: signal(SignalKind::terminate()).context("listen for SIGTERM")?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
 }
 
 fn init_tracing(filter: &str) {
