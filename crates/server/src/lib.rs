@@ -243,8 +243,6 @@ impl RunningServer {
     /// Writes `env.sh` and the CLI profile for the admin.
     fn write_client_files(&self) -> Result<(), StartError> {
         let io = |path: PathBuf| move |source| StartError::DataDir { path: path.clone(), source };
-        let env_path = self.data_dir.path("env.sh");
-        write_public(&env_path, self.env_script().as_bytes()).map_err(io(env_path.clone()))?;
         let admin_file = self.data_dir.path("admin.json");
         if admin_file.exists() {
             let profile = api_types::profile::Profile {
@@ -262,6 +260,9 @@ impl RunningServer {
                 .map_err(|error| StartError::Key(error.to_string()))?;
             write_private(&path, &json).map_err(io(path.clone()))?;
         }
+        // `env.sh` last: once it exists, everything a client needs is in place.
+        let env_path = self.data_dir.path("env.sh");
+        write_public(&env_path, self.env_script().as_bytes()).map_err(io(env_path.clone()))?;
         Ok(())
     }
 
