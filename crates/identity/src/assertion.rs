@@ -89,12 +89,40 @@ impl ClientCertificate {
                 "certificate PEM holds no CERTIFICATE block".to_owned(),
             ));
         }
+        Self::from_parts(key_pair, certificates, "PEM")
+    }
+
+    /// As [`ClientCertificate::from_pem`], from DER: a PKCS#8 RSA private key and at least one
+    /// certificate (as a PKCS#12 file holds them). `source` names the file kind in messages.
+    pub(crate) fn from_der(
+        private_key_pkcs8_der: &[u8],
+        certificates_der: Vec<Vec<u8>>,
+        source: &str,
+    ) -> Result<ClientCertificate> {
+        let key_pair = RsaKeyPair::from_pkcs8(private_key_pkcs8_der).map_err(|error| {
+            Error::InvalidConfig(format!(
+                "certificate {source} private key is not a usable RSA key: {error}"
+            ))
+        })?;
+        if certificates_der.is_empty() {
+            return Err(Error::InvalidConfig(format!("certificate {source} holds no certificate")));
+        }
+        Self::from_parts(key_pair, certificates_der, source)
+    }
+
+    fn from_parts(
+        key_pair: RsaKeyPair,
+        mut certificates: Vec<Vec<u8>>,
+        source: &str,
+    ) -> Result<ClientCertificate> {
         // The certificate's SubjectPublicKeyInfo wraps the PKCS#1 public key verbatim, so a
         // byte search finds the certificate of this key without an X.509 parser.
         let public_key = key_pair.public_key().as_ref();
         let leaf_index =
             certificates.iter().position(|der| contains(der, public_key)).ok_or_else(|| {
-                Error::InvalidConfig("no certificate in the PEM matches its private key".to_owned())
+                Error::InvalidConfig(format!(
+                    "no certificate in the {source} matches its private key"
+                ))
             })?;
         let leaf = certificates.remove(leaf_index);
         certificates.insert(0, leaf);

@@ -64,6 +64,17 @@ impl ClientCertificateCredential {
         clock: SharedClock,
     ) -> Result<ClientCertificateCredential> {
         let certificate = ClientCertificate::from_pem(certificate_pem)?;
+        Self::from_certificate(tenant_id, client_id, certificate, options, clock)
+    }
+
+    /// A credential from an already parsed certificate (such as one read from PKCS#12).
+    pub(crate) fn from_certificate(
+        tenant_id: &str,
+        client_id: &str,
+        certificate: ClientCertificate,
+        options: &ClientCertificateCredentialOptions,
+        clock: SharedClock,
+    ) -> Result<ClientCertificateCredential> {
         let entra = EntraClient::new(tenant_id, client_id, &options.client_options, clock.clone())?;
         let cache = TokenCache::new(clock);
         Ok(ClientCertificateCredential {

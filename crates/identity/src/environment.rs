@@ -5,24 +5,27 @@
 //!   [`ClientSecretCredential`] (checked first);
 //! - else `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and `AZURE_CLIENT_CERTIFICATE_PATH`: a
 //!   [`ClientCertificateCredential`] from a PEM file holding the certificate and its unencrypted
-//!   private key; `AZURE_CLIENT_SEND_CERTIFICATE_CHAIN` (`1` or `true`) sends `x5c`;
+//!   private key, or from a PKCS#12 file (`.pfx`, `.p12`) decrypted with
+//!   `AZURE_CLIENT_CERTIFICATE_PASSWORD` (empty when unset); `AZURE_CLIENT_SEND_CERTIFICATE_CHAIN`
+//!   (`1` or `true`) sends `x5c`;
 //! - `AZURE_AUTHORITY_HOST` and `AZURE_ADDITIONALLY_ALLOWED_TENANTS` (`;`-separated) complete
 //!   the [`ClientOptions`].
 //!
-//! PKCS#12 files (`.pfx`, `.p12`, with `AZURE_CLIENT_CERTIFICATE_PASSWORD`) are refused with
-//! [`Error::InvalidConfig`]: the pure-Rust PKCS#12 readers would bring a second cryptography
-//! stack (RustCrypto ciphers, pre-release `pkcs12`/`cms` crates) into a crate that otherwise
-//! uses aws-lc-rs alone. Convert them with `openssl pkcs12 -in cert.pfx -nodes -out cert.pem`.
+//! The file's content decides its kind, not its name: PEM when it holds a `-----BEGIN ` line,
+//! PKCS#12 otherwise. PKCS#12 is read by `pkcs12`, a small reader over aws-lc-rs, for files
+//! in OpenSSL 3's default format (PBES2, AES-CBC, an HMAC-SHA-256 MAC); files with the legacy
+//! 3DES or RC2 ciphers are refused with a command that re-exports them.
 
 use std::fmt;
 
 use async_trait::async_trait;
 
-use crate::assertion::PEM_BYTES_MAX;
+use crate::assertion::{ClientCertificate, PEM_BYTES_MAX};
 use crate::clock::{SharedClock, SystemClock};
 use crate::credential::{AccessToken, TokenCredential, TokenRequestOptions};
 use crate::env::Env;
 use crate::options::ClientOptions;
+use crate::pkcs12;
 use crate::secret::Secret;
 use crate::{
     ClientCertificateCredential, ClientCertificateCredentialOptions, ClientSecretCredential, Error,
@@ -52,7 +55,8 @@ impl EnvironmentCredential {
     /// when set, replaces [`ClientOptions::authority_host`].
     ///
     /// Fails with [`Error::InvalidConfig`] when the variables are present but unusable: a
-    /// malformed tenant, an unreadable or non-PEM certificate file, a non-https authority.
+    /// malformed tenant, an unreadable certificate file, a PKCS#12 file with the wrong password
+    /// or a legacy cipher, a non-https authority.
     pub fn new(options: ClientOptions) -> Result<EnvironmentCredential> {
         Self::from_env(&Env::from_process(), options)
     }
@@ -84,7 +88,8 @@ impl EnvironmentCredential {
                 )?)
             }
             (Some(tenant_id), Some(client_id), None, Some(path)) => {
-                let pem = read_certificate(path, env.get("AZURE_CLIENT_CERTIFICATE_PASSWORD"))?;
+                let certificate =
+                    read_certificate(path, env.get("AZURE_CLIENT_CERTIFICATE_PASSWORD"))?;
                 let send_certificate_chain = env
                     .get("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN")
                     .is_some_and(|value| value == "1" || value.eq_ignore_ascii_case("true"));
@@ -92,8 +97,12 @@ impl EnvironmentCredential {
                     client_options: options,
                     send_certificate_chain,
                 };
-                Configured::Certificate(ClientCertificateCredential::with_clock(
-                    tenant_id, client_id, &pem, &options, clock,
+                Configured::Certificate(ClientCertificateCredential::from_certificate(
+                    tenant_id,
+                    client_id,
+                    certificate,
+                    &options,
+                    clock,
                 )?)
             }
             _ => Configured::Unavailable(unavailable_message(env)),
@@ -149,34 +158,43 @@ fn unavailable_message(env: &Env) -> String {
     )
 }
 
-/// Reads the PEM at `path`, refusing PKCS#12 with a message that says how to convert it.
-fn read_certificate(path: &str, password: Option<&str>) -> Result<Vec<u8>> {
-    let lower = path.to_ascii_lowercase();
-    let pkcs12_refused = || {
-        Error::InvalidConfig(format!(
-            "AZURE_CLIENT_CERTIFICATE_PATH {path:?} is not a PEM file: PKCS#12 (.pfx, .p12) certificates are not supported; convert it with `openssl pkcs12 -in {path} -nodes -out cert.pem`"
-        ))
-    };
-    if lower.ends_with(".pfx") || lower.ends_with(".p12") {
-        return Err(pkcs12_refused());
-    }
-    let pem = std::fs::read(path).map_err(|error| {
+/// Reads the PEM or PKCS#12 file at `path`; `password` decrypts PKCS#12.
+fn read_certificate(path: &str, password: Option<&str>) -> Result<ClientCertificate> {
+    let bytes = std::fs::read(path).map_err(|error| {
         Error::InvalidConfig(format!("read AZURE_CLIENT_CERTIFICATE_PATH {path:?}: {error}"))
     })?;
-    if pem.len() > PEM_BYTES_MAX {
+    if bytes.len() > PEM_BYTES_MAX {
         return Err(Error::InvalidConfig(format!(
             "AZURE_CLIENT_CERTIFICATE_PATH {path:?} is larger than {PEM_BYTES_MAX} bytes"
         )));
     }
-    if !contains(&pem, b"-----BEGIN ") {
-        return Err(pkcs12_refused());
+    if contains(&bytes, b"-----BEGIN ") {
+        if password.is_some() && contains(&bytes, b"-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+            return Err(Error::InvalidConfig(format!(
+                "AZURE_CLIENT_CERTIFICATE_PATH {path:?} holds an encrypted private key, which is not supported; decrypt it with `openssl pkey -in {path} -out key.pem`"
+            )));
+        }
+        return ClientCertificate::from_pem(&bytes);
     }
-    if password.is_some() && contains(&pem, b"-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+    // Every PKCS#12 file is a DER SEQUENCE; anything else is neither kind.
+    if bytes.first() != Some(&0x30) {
         return Err(Error::InvalidConfig(format!(
-            "AZURE_CLIENT_CERTIFICATE_PATH {path:?} holds an encrypted private key, which is not supported; decrypt it with `openssl pkey -in {path} -out key.pem`"
+            "AZURE_CLIENT_CERTIFICATE_PATH {path:?} is not a PEM file or a PKCS#12 file"
         )));
     }
-    Ok(pem)
+    let in_file = |error: Error| match error {
+        Error::InvalidConfig(message) => {
+            Error::InvalidConfig(format!("AZURE_CLIENT_CERTIFICATE_PATH {path:?}: {message}"))
+        }
+        other => other,
+    };
+    let contents = pkcs12::parse(&bytes, password.unwrap_or("")).map_err(in_file)?;
+    ClientCertificate::from_der(
+        &contents.private_key_pkcs8_der,
+        contents.certificates_der,
+        "PKCS#12 file",
+    )
+    .map_err(in_file)
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

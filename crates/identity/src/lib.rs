@@ -16,7 +16,8 @@
 //! - [`ClientCertificateCredential`]: a service principal with a certificate; each request
 //!   carries a fresh RS256 client assertion.
 //! - [`EnvironmentCredential`]: either of those two, from `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`
-//!   and `AZURE_CLIENT_SECRET` or `AZURE_CLIENT_CERTIFICATE_PATH` (PEM only).
+//!   and `AZURE_CLIENT_SECRET` or `AZURE_CLIENT_CERTIFICATE_PATH` (PEM, or PKCS#12 with
+//!   `AZURE_CLIENT_CERTIFICATE_PASSWORD`).
 //! - [`WorkloadIdentityCredential`]: a federated token file (`AZURE_FEDERATED_TOKEN_FILE`,
 //!   read again for every token request) exchanged as a client assertion.
 //! - [`ManagedIdentityCredential`]: the identity of the machine, from App Service
@@ -100,7 +101,8 @@
 //! Internals: `entra` posts to `{authority}/{tenant}/oauth2/v2.0/token`; `response` parses
 //! token and error bodies; `cache` holds the token cache every credential reuses; `clock` is
 //! the single reader of the system time; `datetime` parses the two date formats token sources
-//! use instead of epoch seconds; `chain` holds the chains.
+//! use instead of epoch seconds; `chain` holds the chains; `pkcs12` reads `.pfx` files with
+//! aws-lc-rs primitives and a small DER reader.
 
 #![warn(missing_docs)]
 
@@ -118,6 +120,7 @@ mod env;
 mod environment;
 mod managed_identity;
 mod options;
+mod pkcs12;
 mod response;
 mod scope;
 mod secret;

@@ -95,28 +95,74 @@ async fn certificate_variables_select_a_certificate_credential() {
     assert!(header["x5c"].is_array(), "{header}");
 }
 
+const PFX: &[u8] = include_bytes!("../pkcs12/testdata/modern.pfx");
+const PFX_LEGACY: &[u8] = include_bytes!("../pkcs12/testdata/legacy.pfx");
+const PFX_KEY_PEM: &[u8] = include_bytes!("../pkcs12/testdata/key.pem");
+const PFX_CERT_PEM: &[u8] = include_bytes!("../pkcs12/testdata/cert.pem");
+
+fn certificate_env(authority: &str, path: &std::path::Path, password: Option<&str>) -> Env {
+    let mut pairs = vec![
+        ("AZURE_TENANT_ID", TENANT.to_owned()),
+        ("AZURE_CLIENT_ID", CLIENT_ID.to_owned()),
+        ("AZURE_CLIENT_CERTIFICATE_PATH", path.to_str().unwrap().to_owned()),
+        ("AZURE_AUTHORITY_HOST", authority.to_owned()),
+    ];
+    if let Some(password) = password {
+        pairs.push(("AZURE_CLIENT_CERTIFICATE_PASSWORD", password.to_owned()));
+    }
+    Env::from_pairs(pairs)
+}
+
+/// Goal: a `.pfx` exported by OpenSSL 3 with its defaults signs in like the PEM it came from.
+/// Method: register the fixture's public key and thumbprint with the fake Entra, then ask the
+/// credential built from the `.pfx` and its password for a token.
+#[tokio::test]
+async fn pkcs12_file_with_password_gets_a_token() {
+    use aws_lc_rs::signature::{KeyPair as _, RsaKeyPair};
+    use rustls_pki_types::pem::{PemObject, SectionKind};
+
+    let der = |pem: &[u8], kind: SectionKind| {
+        <(SectionKind, Vec<u8>)>::pem_slice_iter(pem)
+            .map(Result::unwrap)
+            .find(|(found, _)| *found == kind)
+            .unwrap()
+            .1
+    };
+    let key = RsaKeyPair::from_pkcs8(&der(PFX_KEY_PEM, SectionKind::PrivateKey)).unwrap();
+    let cert_der = der(PFX_CERT_PEM, SectionKind::Certificate);
+    let clock = FakeClock::new();
+    let fake = FakeEntra::start(clock.clone()).await;
+    fake.register_certificate(CLIENT_ID, key.public_key().as_ref(), &thumbprint(&cert_der));
+    let path = temp_file("cert.pfx", PFX);
+    let credential =
+        build(&certificate_env(&fake.authority, &path, Some("secret")), &clock).unwrap();
+    let token = credential.get_token(&[VAULT], &TokenRequestOptions::default()).await.unwrap();
+    assert_eq!(token.token.expose(), "fake-token-1");
+    assert!(!format!("{credential:?}").contains("secret"), "{credential:?}");
+}
+
 #[test]
 fn pkcs12_and_unusable_files_are_refused_with_a_clear_message() {
     let clock = FakeClock::new();
     let der = temp_file("cert.der", &[0x30, 0x82, 0x01, 0x00]);
+    let text = temp_file("cert.txt", b"not a certificate");
+    let pfx = temp_file("cert.pfx", PFX);
+    let legacy = temp_file("legacy.p12", PFX_LEGACY);
+    let nonexistent = std::path::PathBuf::from("/nonexistent/cert.pem");
     for (path, password, fragment) in [
-        ("/somewhere/cert.pfx".to_owned(), None, "PKCS#12"),
-        ("/somewhere/CERT.P12".to_owned(), Some("pw"), "PKCS#12"),
-        (der.to_str().unwrap().to_owned(), None, "not a PEM file"),
-        ("/nonexistent/cert.pem".to_owned(), None, "read AZURE_CLIENT_CERTIFICATE_PATH"),
+        (&pfx, Some("wrong"), "wrong password or damaged file"),
+        (&pfx, None, "wrong password or damaged file"),
+        (&legacy, Some("secret"), "legacy cipher"),
+        (&legacy, Some("secret"), "openssl pkcs12 -export -out new.pfx"),
+        (&der, None, "PKCS#12 file is malformed"),
+        (&text, None, "not a PEM file or a PKCS#12 file"),
+        (&nonexistent, None, "read AZURE_CLIENT_CERTIFICATE_PATH"),
     ] {
-        let mut pairs = vec![
-            ("AZURE_TENANT_ID", TENANT.to_owned()),
-            ("AZURE_CLIENT_ID", CLIENT_ID.to_owned()),
-            ("AZURE_CLIENT_CERTIFICATE_PATH", path.clone()),
-        ];
-        if let Some(password) = password {
-            pairs.push(("AZURE_CLIENT_CERTIFICATE_PASSWORD", password.to_owned()));
-        }
-        let error = build(&Env::from_pairs(pairs), &clock).unwrap_err();
+        let env = certificate_env("https://authority.invalid", path, password);
+        let error = build(&env, &clock).unwrap_err();
         assert!(
             matches!(&error, Error::InvalidConfig(message) if message.contains(fragment)),
-            "{path}: {error:?}"
+            "{path:?}: {error:?}"
         );
     }
 }
