@@ -310,9 +310,7 @@ pub async fn add_password(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    caller(&state, &headers, "Microsoft.Directory/servicePrincipals/write").await?;
-    let principal = find_principal(&state, &id).await?;
-    refuse_managed(&principal)?;
+    let principal = credential_target(&state, &headers, &id).await?;
     let request: AddPassword =
         if body.is_empty() { AddPassword::default() } else { json_body(&body)? };
     let now = state.clock.now();
@@ -358,9 +356,7 @@ pub async fn remove_credential(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    caller(&state, &headers, "Microsoft.Directory/servicePrincipals/write").await?;
-    let principal = find_principal(&state, &id).await?;
-    refuse_managed(&principal)?;
+    let principal = credential_target(&state, &headers, &id).await?;
     let request: RemoveCredential = json_body(&body)?;
     let credentials = state.store.list_credentials(&principal.object_id).await?;
     if !credentials.iter().any(|credential| credential.id.eq_ignore_ascii_case(&request.key_id)) {
@@ -394,9 +390,7 @@ pub async fn add_key(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    caller(&state, &headers, "Microsoft.Directory/servicePrincipals/write").await?;
-    let principal = find_principal(&state, &id).await?;
-    refuse_managed(&principal)?;
+    let principal = credential_target(&state, &headers, &id).await?;
     let request: AddKey = json_body(&body)?;
     let bytes = if request.key_credential.key.contains("-----BEGIN") {
         request.key_credential.key.into_bytes()
@@ -432,9 +426,7 @@ pub async fn create_certificate(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    caller(&state, &headers, "Microsoft.Directory/servicePrincipals/write").await?;
-    let principal = find_principal(&state, &id).await?;
-    refuse_managed(&principal)?;
+    let principal = credential_target(&state, &headers, &id).await?;
     let request: CreateCertificate =
         if body.is_empty() { CreateCertificate::default() } else { json_body(&body)? };
     let validity_days =
@@ -599,6 +591,19 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError>
             format!("the request body is not valid: {error}"),
         )
     })
+}
+
+/// The service principal whose credentials a caller with directory write access changes:
+/// authorized, found by object id or app id, and not a managed identity.
+async fn credential_target(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<PrincipalRecord, ApiError> {
+    caller(state, headers, "Microsoft.Directory/servicePrincipals/write").await?;
+    let principal = find_principal(state, id).await?;
+    refuse_managed(&principal)?;
+    Ok(principal)
 }
 
 /// By object id or app id.

@@ -44,6 +44,17 @@ fn run_as(
     (code, value, stderr)
 }
 
+/// Owner grants no data actions: the admin becomes Key Vault Secrets Officer on the vault.
+async fn make_admin_secrets_officer(ambient: &Ambient, arm: &Arm, vault_id: &str) {
+    let admin = cli_json(ambient, &["ad", "sp", "list", "--display-name", "ambient-admin"]);
+    arm.assign_role_id(
+        "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
+        admin[0]["id"].as_str().unwrap(),
+        vault_id,
+    )
+    .await;
+}
+
 async fn vault(arm: &Arm, group: &str, name: &str) -> Value {
     let (status, body) = arm
         .put(
@@ -241,12 +252,7 @@ async fn the_stock_tracking_scenario_with_unmodified_clients() {
     let vault = vault(&arm, "stock", "stockvault").await;
     let vault_id = vault["id"].as_str().unwrap().to_owned();
     let vault_url = vault["properties"]["vaultUri"].as_str().unwrap().to_owned();
-    let admin_oid = cli_json(&ambient, &["ad", "sp", "list", "--display-name", "ambient-admin"])[0]
-        ["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    arm.assign_role_id("b86a8fe4-44ce-4948-aee5-eccb2c155cd7", &admin_oid, &vault_id).await;
+    make_admin_secrets_officer(&ambient, &arm, &vault_id).await;
     cli_json(
         &ambient,
         &[
@@ -449,12 +455,7 @@ async fn the_rust_example_reads_a_secret_as_a_vm() {
     arm.put(&arm.group("rust"), json!({"location": "westus"})).await;
     let vault = vault(&arm, "rust", "rustvault").await;
     let vault_id = vault["id"].as_str().unwrap().to_owned();
-    let admin_oid = cli_json(&ambient, &["ad", "sp", "list", "--display-name", "ambient-admin"])[0]
-        ["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    arm.assign_role_id("b86a8fe4-44ce-4948-aee5-eccb2c155cd7", &admin_oid, &vault_id).await;
+    make_admin_secrets_officer(&ambient, &arm, &vault_id).await;
     cli_json(
         &ambient,
         &[
