@@ -311,8 +311,7 @@ pub async fn add_password(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let principal = credential_target(&state, &headers, &id).await?;
-    let request: AddPassword =
-        if body.is_empty() { AddPassword::default() } else { json_body(&body)? };
+    let request: AddPassword = json_body_or_default(&body)?;
     let now = state.clock.now();
     let expires = match request.password_credential.end_date_time.as_deref() {
         Some(text) => parse_rfc3339(text).filter(|end| end > &now).ok_or_else(|| {
@@ -427,8 +426,7 @@ pub async fn create_certificate(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let principal = credential_target(&state, &headers, &id).await?;
-    let request: CreateCertificate =
-        if body.is_empty() { CreateCertificate::default() } else { json_body(&body)? };
+    let request: CreateCertificate = json_body_or_default(&body)?;
     let validity_days =
         request.validity_days.unwrap_or(365).clamp(1, CERTIFICATE_VALIDITY_DAYS_MAX);
     let generated = crypto::pki::generate_self_signed_client_certificate(
@@ -557,8 +555,7 @@ pub async fn rotate_signing_key(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     caller(&state, &headers, "Microsoft.Directory/signingKeys/rotate/action").await?;
-    let request: RotateRequest =
-        if body.is_empty() { RotateRequest::default() } else { json_body(&body)? };
+    let request: RotateRequest = json_body_or_default(&body)?;
     let activate_in = request.activate_in_seconds.unwrap_or(0);
     if !(0..=30 * 86_400).contains(&activate_in) {
         return Err(ApiError::bad_request(
@@ -591,6 +588,13 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError>
             format!("the request body is not valid: {error}"),
         )
     })
+}
+
+/// A JSON body, or the defaults when the body is empty (Graph allows an empty body here).
+fn json_body_or_default<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if body.is_empty() { Ok(T::default()) } else { json_body(body) }
 }
 
 /// The service principal whose credentials a caller with directory write access changes:
