@@ -80,7 +80,7 @@ enum RenewError {
 /// has expired and a join token was given).
 pub(crate) async fn load_or_enroll(
     config: &AgentConfig,
-    base_url: &str,
+    servers: &[String],
 ) -> Result<Credentials, Error> {
     let dir = &config.data_dir;
     files::ensure_private_dir(dir).map_err(io_error(dir))?;
@@ -112,7 +112,7 @@ pub(crate) async fn load_or_enroll(
         csr: generated.csr_pem.clone(),
     };
     let issued =
-        upstream::enroll(&client, base_url, &request).await.map_err(|error| match error {
+        upstream::enroll(&client, servers, &request).await.map_err(|error| match error {
             CallError::Refused { status, .. } => Error::EnrollmentRefused { status },
             other => Error::Enrollment(other.to_string()),
         })?;

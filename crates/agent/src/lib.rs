@@ -5,7 +5,7 @@
 //! Typical use (what the `ambient agent` command is meant to do):
 //!
 //! ```text
-//! let mut config = AgentConfig::new(server_url, server_ca_pem, data_dir);
+//! let mut config = AgentConfig::new(vec![server_url], server_ca_pem, data_dir);
 //! config.host = Some("web-01".into());              // first start only, with
 //! config.join_token = Some(Secret::new(token));     // the one-time join token
 //! let agent = agent::start(config).await?;          // enrolls (or reuses agent.key/agent.pem)
@@ -21,6 +21,8 @@
 //!   by the host's client certificate; the client is swapped atomically on renewal.
 //! - `watch`: the assignment watch; opens a listener per resource placed on the host, closes
 //!   it when the resource leaves, and reports the endpoints back to the server.
+//! - `remembered`: the server list and the listeners' ports, kept in the data directory so a
+//!   restarted agent serves every resource on the port it had.
 //! - `endpoint`: the routes every listener serves (IMDS token, identity info, instance
 //!   metadata, App Service token), with their exact wire shapes and refusals (`refusal`).
 //! - `selection`, `cache`, `rate_limit`, `jwt`: identity selection, the single-flight token
@@ -36,6 +38,7 @@ mod files;
 mod jwt;
 mod rate_limit;
 mod refusal;
+mod remembered;
 mod selection;
 mod state;
 mod upstream;
@@ -64,8 +67,10 @@ const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Everything the agent needs to start.
 #[derive(Clone)]
 pub struct AgentConfig {
-    /// The server's base URL, `https://...` (for example `https://localhost:8443`).
-    pub server_url: String,
+    /// The base URLs of the deployment's servers, `https://...` (for example
+    /// `https://localhost:8443`), tried in order when one cannot be reached. Saved in the data
+    /// directory; empty means the saved list.
+    pub server_urls: Vec<String>,
     /// PEM certificates to trust for the server's TLS certificate (the server's CA).
     pub server_ca_pem: Vec<u8>,
     /// Holds `agent.key` (0600), `agent.pem` and `agent.json`; created 0700 when missing.
@@ -100,9 +105,12 @@ pub struct RateLimit {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The server URL is not an `https://` URL.
+    /// A server URL is not an `https://` URL.
     #[error("server url must start with https://")]
     InvalidServerUrl,
+    /// No server URL was given and none is saved in the data directory.
+    #[error("no server: pass the server's URL (--server https://...)")]
+    NoServer,
     /// The data directory holds no credentials and no host name and join token were given.
     #[error("not enrolled: pass a host name and a join token")]
     NotEnrolled,
@@ -171,15 +179,15 @@ pub struct RunningAgent {
 /// if configured, and starts the assignment watch and certificate renewal in the background.
 /// It returns before the first assignments arrive; see [`RunningAgent::wait_for_resource`].
 pub async fn start(config: AgentConfig) -> Result<RunningAgent, Error> {
-    let base_url = config.server_url.trim_end_matches('/').to_owned();
-    if !base_url.to_ascii_lowercase().starts_with("https://") {
-        return Err(Error::InvalidServerUrl);
-    }
-    let credentials = credentials::load_or_enroll(&config, &base_url).await?;
+    files::ensure_private_dir(&config.data_dir)
+        .map_err(|source| Error::DataDir { path: config.data_dir.clone(), source })?;
+    let servers = remembered::servers(&config.data_dir, &config.server_urls)?;
+    let credentials = credentials::load_or_enroll(&config, &servers).await?;
     let client =
         upstream::client(&config.server_ca_pem, Some(credentials.identity_pem().as_bytes()))
             .map_err(Error::Tls)?;
-    let api = ServerApi::new(base_url, client);
+    let api = ServerApi::new(servers, client);
+    let mut ports = remembered::Ports::load(&config.data_dir);
     let shared = Arc::new(Shared::new(
         credentials.host().to_owned(),
         api,
@@ -189,7 +197,20 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, Error> {
 
     let imds = match config.imds_listen {
         Some(address) => {
-            Some(ResourceListener::bind(&shared, address, endpoint::Scope::SharedImds).await?)
+            let remembered = ports.get(remembered::SHARED_IMDS_KEY).filter(|_| address.port() == 0);
+            let listener = ResourceListener::bind_remembered(
+                &shared,
+                address,
+                remembered,
+                endpoint::Scope::SharedImds,
+            )
+            .await?;
+            if address.port() == 0 {
+                let mut all = ports.all().clone();
+                all.insert(remembered::SHARED_IMDS_KEY.to_owned(), listener.address().port());
+                ports.save(all);
+            }
+            Some(listener)
         }
         None => None,
     };
@@ -203,6 +224,7 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, Error> {
         listen_ip: config.resource_listen_ip,
         imds_address,
         endpoints: endpoints_tx,
+        ports: Mutex::new(ports),
     }));
     let renew_task = tokio::spawn(credentials::renew_loop(
         shared.clone(),
@@ -210,7 +232,7 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, Error> {
         config.data_dir.clone(),
         credentials.schedule(),
     ));
-    tracing::info!(host = %shared.host, imds = ?imds_address, "agent started");
+    tracing::info!(host = %shared.host, servers = ?shared.api.servers(), imds = ?imds_address, "agent started");
     Ok(RunningAgent { shared, imds, listeners, endpoints, tasks: vec![watch_task, renew_task] })
 }
 
@@ -218,9 +240,9 @@ impl AgentConfig {
     /// A configuration with the defaults: no host name or join token (the data directory must
     /// hold credentials), no shared IMDS listener, per-resource listeners on `127.0.0.1`,
     /// [`RateLimit::generous`] and the system clock.
-    pub fn new(server_url: String, server_ca_pem: Vec<u8>, data_dir: PathBuf) -> Self {
+    pub fn new(server_urls: Vec<String>, server_ca_pem: Vec<u8>, data_dir: PathBuf) -> Self {
         AgentConfig {
-            server_url,
+            server_urls,
             server_ca_pem,
             data_dir,
             host: None,
@@ -236,7 +258,7 @@ impl AgentConfig {
 impl fmt::Debug for AgentConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AgentConfig")
-            .field("server_url", &self.server_url)
+            .field("server_urls", &self.server_urls)
             .field("data_dir", &self.data_dir)
             .field("host", &self.host)
             .field("join_token", &self.join_token)

@@ -80,7 +80,7 @@ impl Answer {
 
 fn config(fake: &FakeServer, dir: &Path) -> AgentConfig {
     let mut config =
-        AgentConfig::new(fake.url.clone(), fake.ca_pem.clone().into_bytes(), dir.to_owned());
+        AgentConfig::new(vec![fake.url.clone()], fake.ca_pem.clone().into_bytes(), dir.to_owned());
     config.host = Some(HOST.to_owned());
     config.join_token = Some(domain::Secret::new(JOIN_TOKEN.to_owned()));
     config

@@ -1,7 +1,7 @@
 //! The assignment watch: long-polls `/hosting/assignments`, and on each new state installs the
 //! resources (dropping tokens of detached identities), opens a listener for each new resource
-//! on `(resource_listen_ip, 0)`, closes the listeners of resources that left, and reports the
-//! endpoints with `/hosting/status`. Failures back off (1 s, 2 s, ... 10 s) and retry; the
+//! on `resource_listen_ip` (on the port it had before a restart, if free), closes the listeners
+//! of resources that left, and reports the endpoints with `/hosting/status`. Failures back off (1 s, 2 s, ... 10 s) and retry; the
 //! loop never exits on its own.
 
 use std::collections::BTreeMap;
@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::Error;
 use crate::endpoint::{self, Scope};
+use crate::remembered::{Ports, SHARED_IMDS_KEY};
 use crate::state::Shared;
 use crate::upstream::{Backoff, CallError};
 
@@ -34,6 +35,8 @@ pub(crate) struct WatchContext {
     pub(crate) listen_ip: IpAddr,
     pub(crate) imds_address: Option<SocketAddr>,
     pub(crate) endpoints: tokio::sync::watch::Sender<BTreeMap<String, String>>,
+    /// The listeners' ports, remembered across restarts.
+    pub(crate) ports: Mutex<Ports>,
 }
 
 /// The open per-resource listeners, by resource key.
@@ -121,7 +124,14 @@ impl WatchContext {
                 continue;
             }
             let address = SocketAddr::new(self.listen_ip, 0);
-            match ResourceListener::bind(&self.shared, address, Scope::Resource(key.clone())).await
+            let remembered = self.ports.lock().await.get(key);
+            match ResourceListener::bind_remembered(
+                &self.shared,
+                address,
+                remembered,
+                Scope::Resource(key.clone()),
+            )
+            .await
             {
                 Ok(listener) => {
                     tracing::info!(resource = %key, address = %listener.address, "endpoint opened");
@@ -134,6 +144,16 @@ impl WatchContext {
             }
         }
         self.endpoints.send_replace(listeners.endpoints());
+        let mut ports = self.ports.lock().await;
+        let mut remembered: BTreeMap<String, u16> = listeners
+            .by_resource
+            .iter()
+            .map(|(key, listener)| (key.clone(), listener.address.port()))
+            .collect();
+        if let Some(port) = ports.get(SHARED_IMDS_KEY) {
+            remembered.insert(SHARED_IMDS_KEY.to_owned(), port);
+        }
+        ports.save(remembered);
         complete
     }
 
@@ -192,6 +212,25 @@ impl ResourceListener {
             }
         });
         Ok(ResourceListener { address, stop, task })
+    }
+
+    /// Binds `address`, on `remembered` instead of its port when given; falls back to
+    /// `address` when the remembered port is taken.
+    pub(crate) async fn bind_remembered(
+        shared: &Arc<Shared>,
+        address: SocketAddr,
+        remembered: Option<u16>,
+        scope: Scope,
+    ) -> Result<Self, Error> {
+        if let Some(port) = remembered {
+            match Self::bind(shared, SocketAddr::new(address.ip(), port), scope.clone()).await {
+                Ok(listener) => return Ok(listener),
+                Err(error) => {
+                    tracing::warn!(%error, ?scope, "the endpoint's former port is taken; it gets a new one")
+                }
+            }
+        }
+        Self::bind(shared, address, scope).await
     }
 
     pub(crate) fn address(&self) -> SocketAddr {

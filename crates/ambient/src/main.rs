@@ -50,9 +50,11 @@ struct ServerArgs {
     /// Vaults are served as `{name}.vault.{suffix}` [default: localhost].
     #[arg(long, env = "AMBIENT_DNS_SUFFIX", value_name = "SUFFIX")]
     dns_suffix: Option<String>,
-    /// The host name clients use in URLs [default: localhost].
-    #[arg(long, env = "AMBIENT_PUBLIC_HOST", value_name = "HOST")]
-    public_host: Option<String>,
+    /// The one origin clients use, such as https://ambient.example.com (a proxy or load
+    /// balancer in front of several servers): issuer, discovery, vault URIs and the CLI profile
+    /// derive from it [default: https://localhost:PORT with the listening port].
+    #[arg(long, env = "AMBIENT_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
     /// File holding the base64 master key [default: DIR/master.key, created on first start].
     /// The variable AMBIENT_MASTER_KEY, when set, holds the key itself and wins.
     #[arg(long, env = "AMBIENT_MASTER_KEY_FILE", value_name = "FILE")]
@@ -79,9 +81,10 @@ struct ServerArgs {
 
 #[derive(Args)]
 struct AgentArgs {
-    /// The server's URL.
-    #[arg(long, env = "AMBIENT_URL")]
-    server: String,
+    /// A server's URL; repeat for each server of the deployment (the agent moves to the next
+    /// when one does not answer). Remembered in the data directory: needed on the first start.
+    #[arg(long = "server", value_name = "URL")]
+    servers: Vec<String>,
     /// The one-time join token from `ambient host create` (only for the first start).
     #[arg(long, env = "AMBIENT_JOIN_TOKEN", value_name = "TOKEN")]
     join_token: Option<String>,
@@ -144,7 +147,7 @@ async fn serve(mode: server::Mode, args: ServerArgs, global: cli::GlobalArgs) ->
         database_url: args.database_url,
         dns_suffix: args.dns_suffix,
         master_key_file: args.master_key_file,
-        public_host: args.public_host,
+        public_url: args.public_url,
         host_certificate_lifetime: args.host_certificate_lifetime,
     };
     let master_key = std::env::var("AMBIENT_MASTER_KEY").ok();
@@ -167,7 +170,7 @@ async fn serve(mode: server::Mode, args: ServerArgs, global: cli::GlobalArgs) ->
             (false, None) => agent::RateLimit::generous(),
         };
         let agent = agent::start(agent::AgentConfig {
-            server_url: running.base_url().to_owned(),
+            server_urls: vec![running.local_url()],
             server_ca_pem: ca,
             data_dir: running.data_dir().join("agent-local"),
             host: Some("local".to_owned()),
@@ -198,8 +201,8 @@ async fn serve(mode: server::Mode, args: ServerArgs, global: cli::GlobalArgs) ->
 async fn run_agent(args: AgentArgs) -> Result<()> {
     let signals = StopSignals::install()?;
     init_tracing(&args.log);
-    if !args.server.starts_with("https://") {
-        anyhow::bail!("--server must be an https:// URL (got {})", args.server);
+    if let Some(bad) = args.servers.iter().find(|url| !url.starts_with("https://")) {
+        anyhow::bail!("--server must be an https:// URL (got {bad})");
     }
     let ca = match &args.ca_bundle {
         Some(path) => std::fs::read(path).with_context(|| format!("read {}", path.display()))?,
@@ -216,7 +219,7 @@ async fn run_agent(args: AgentArgs) -> Result<()> {
         agent::RateLimit::generous()
     };
     let running = agent::start(agent::AgentConfig {
-        server_url: args.server.trim_end_matches('/').to_owned(),
+        server_urls: args.servers,
         server_ca_pem: ca,
         data_dir: args.data_dir,
         host,

@@ -6,7 +6,7 @@
 //! ([`Issuer::validate`]). Issuing and validating are synchronous and touch no database; only
 //! loading, rotating and reloading keys go to the [`store::Store`].
 //!
-//! Keys rotate on a schedule ([`Issuer::rotation_tick`], run every minute under a lease) and on
+//! Keys rotate on a schedule ([`Issuer::rotate_if_due`], run every minute by one node) and on
 //! demand ([`Issuer::rotate`]). A new key is published before it signs, and a retired key stays
 //! published until every token it signed has expired. Private keys are stored sealed under the
 //! master key ([`crypto::envelope::MasterKey`]), with associated data binding the key id.
@@ -24,8 +24,9 @@
 //! log.record(SignInEvent::new(clock.now(), tenant, "ServicePrincipal", "clientSecret")).await;
 //! // Resource servers (control plane, Key Vault):
 //! let claims = issuer.validate(bearer, &ValidationOptions { audiences, issuers, leeway_secs, algorithms })?;
-//! // Every minute, on every node:
-//! issuer.rotation_tick(&node_id).await?;
+//! // Every few seconds, on every node; every minute, on the node that runs the jobs:
+//! issuer.reload().await?;
+//! issuer.rotate_if_due().await?;
 //! ```
 
 mod config;

@@ -19,12 +19,6 @@ use crate::config::IssuerConfig;
 use crate::keys::{KeySet, LoadedKey};
 use crate::{Error, Result};
 
-/// Name of the lease under which one node runs the scheduled rotation.
-pub(crate) const ROTATION_LEASE: &str = "signing-key-rotation";
-/// How long a [`Issuer::rotation_tick`] holds the lease. Ticks come every minute, so the holder
-/// renews it long before it lapses; if the holder dies, another node takes over after this.
-pub(crate) const ROTATION_LEASE_SECS: i64 = 5 * 60;
-
 /// Signs access tokens for one tenant and manages its signing keys. `Send + Sync`; the server
 /// holds it in an `Arc`.
 pub struct Issuer {
@@ -303,28 +297,16 @@ impl Issuer {
         self.reload_locked().await
     }
 
-    /// One step of the scheduled rotation; call it every minute on every node. Every call
-    /// reloads the keys (picking up other nodes' rotations, dropping keys past publication);
-    /// only the holder of the lease `signing-key-rotation` (taken or renewed here for `holder`,
-    /// for five minutes) rotates, and only when the active key has signed for
-    /// `key_rotation_secs - key_publish_lead_secs` and no next key is pending. The new key
+    /// One step of the scheduled rotation: reloads the keys (picking up other nodes' rotations,
+    /// dropping keys past publication), then rotates when the active key has signed for
+    /// `key_rotation_secs - key_publish_lead_secs` and no next key is pending; the new key
     /// signs after `key_publish_lead_secs`. Returns whether it rotated.
-    pub async fn rotation_tick(&self, holder: &str) -> Result<bool> {
-        let now = self.clock.now();
-        let holds_lease = self
-            .store
-            .try_acquire_lease(
-                ROTATION_LEASE,
-                holder,
-                now.millis(),
-                now.plus_secs(ROTATION_LEASE_SECS).millis(),
-            )
-            .await?;
+    ///
+    /// Call it about every minute on the one node that runs the deployment's background jobs
+    /// (the server holds a database lease for that); other nodes call [`Issuer::reload`].
+    pub async fn rotate_if_due(&self) -> Result<bool> {
         let _guard = self.update_lock.lock().await;
         self.reload_locked().await?;
-        if !holds_lease {
-            return Ok(false);
-        }
         let now = self.clock.now();
         let keys = self.key_set();
         if keys.has_pending(now) {

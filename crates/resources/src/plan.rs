@@ -45,9 +45,6 @@ pub struct Planner<'a> {
     pub store: &'a dyn Store,
     pub now: UnixTime,
     pub tenant_id: &'a str,
-    /// Where vaults are served: `vault.{suffix}[:port]` (a vault's URI is
-    /// `https://{name}.{vault_host}/`).
-    pub vault_host: &'a str,
 }
 
 impl Planner<'_> {
@@ -381,10 +378,9 @@ impl Planner<'_> {
                 properties
                     .entry("sku".to_owned())
                     .or_insert_with(|| json!({"family": "A", "name": "standard"}));
-                properties.insert(
-                    "vaultUri".to_owned(),
-                    json!(format!("https://{}.{}/", name.to_ascii_lowercase(), self.vault_host)),
-                );
+                // `vaultUri` is derived when read (`render`), so a changed public URL strands
+                // nothing; rows written before kept one, which `render` replaces.
+                properties.remove("vaultUri");
             }
         }
         properties.insert("provisioningState".to_owned(), json!("Succeeded"));
@@ -654,8 +650,9 @@ pub fn resource_not_found(id: &ResourceId, group: &str) -> Error {
     )
 }
 
-/// A row as ARM returns it.
-pub fn render(record: &ResourceRecord) -> Value {
+/// A row as ARM returns it. `vault_host` is where vaults are served now (`vault.{suffix}[:port]`):
+/// a vault's `vaultUri` is derived from it.
+pub fn render(record: &ResourceRecord, vault_host: &str) -> Value {
     let tags: Value = serde_json::from_str(&record.tags).unwrap_or_else(|_| json!({}));
     if record.type_key == GROUP_TYPE_KEY {
         return json!({
@@ -687,10 +684,16 @@ pub fn render(record: &ResourceRecord) -> Value {
             out.insert(field.to_owned(), value.clone());
         }
     }
-    out.insert(
-        "properties".to_owned(),
-        extras.get("properties").cloned().unwrap_or_else(|| json!({})),
-    );
+    let mut properties = extras.get("properties").cloned().unwrap_or_else(|| json!({}));
+    if record.type_key == types::VAULT.to_ascii_lowercase()
+        && let Some(map) = properties.as_object_mut()
+    {
+        map.insert(
+            "vaultUri".to_owned(),
+            json!(format!("https://{}.{vault_host}/", record.name.to_ascii_lowercase())),
+        );
+    }
+    out.insert("properties".to_owned(), properties);
     if let Some(identity) =
         record.identity.as_deref().and_then(|text| serde_json::from_str::<Value>(text).ok())
     {

@@ -395,7 +395,7 @@ async fn group_op(context: &Context, id: &ResourceId) -> Result<Response, ApiErr
             if context.method == Method::HEAD {
                 return Ok(StatusCode::NO_CONTENT.into_response());
             }
-            Ok(Json(resources::render(&row)).into_response())
+            Ok(Json(resources::render(&row, &context.state.vault_host)).into_response())
         }
         "PUT" | "PATCH" => {
             let action = format!("{resource_type}/write");
@@ -429,7 +429,7 @@ async fn resource_op(context: &Context, id: &ResourceId) -> Result<Response, Api
                     id.resource_group().unwrap_or_default(),
                 ))
             })?;
-            Ok(Json(resources::render(&row)).into_response())
+            Ok(Json(resources::render(&row, &context.state.vault_host)).into_response())
         }
         "PUT" | "PATCH" => {
             let action = format!("{}/write", known.name);
@@ -484,7 +484,6 @@ where
         store: state.store.as_ref(),
         now: state.clock.now(),
         tenant_id: &state.deployment.tenant_id,
-        vault_host: &state.vault_host,
     };
     let outcome = async {
         let plan = plan(planner).await.map_err(from_resources)?;
@@ -516,7 +515,11 @@ where
             other => ApiError::from(other),
         })?;
         state.changed();
-        let body = plan.record.as_ref().map(resources::render).unwrap_or(Value::Null);
+        let body = plan
+            .record
+            .as_ref()
+            .map(|record| resources::render(record, &state.vault_host))
+            .unwrap_or(Value::Null);
         Ok((status, Json(body)).into_response())
     }
     .await;
@@ -537,7 +540,6 @@ async fn delete(context: &Context, id: &ResourceId, action: &str) -> Result<Resp
         store: state.store.as_ref(),
         now: state.clock.now(),
         tenant_id: &state.deployment.tenant_id,
-        vault_host: &state.vault_host,
     };
     let Some(plan) = planner.delete(id).await.map_err(from_resources)? else {
         return Ok(StatusCode::NO_CONTENT.into_response());
@@ -601,7 +603,7 @@ async fn list_resources(context: &Context, filter: ResourceFilter) -> Result<Res
             )
         };
         if context.grants.allows(&format!("{read_type}/read"), ActionKind::Control, &id) {
-            value.push(resources::render(&row));
+            value.push(resources::render(&row, &context.state.vault_host));
         }
     }
     let mut body = json!({"value": value});

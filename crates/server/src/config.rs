@@ -16,7 +16,7 @@ pub struct Settings {
     pub database_url: Option<String>,
     pub dns_suffix: Option<String>,
     pub master_key_file: Option<PathBuf>,
-    pub public_host: Option<String>,
+    pub public_url: Option<String>,
     pub host_certificate_lifetime: Option<i64>,
 }
 
@@ -29,7 +29,7 @@ impl Settings {
             database_url: over.database_url.or(self.database_url),
             dns_suffix: over.dns_suffix.or(self.dns_suffix),
             master_key_file: over.master_key_file.or(self.master_key_file),
-            public_host: over.public_host.or(self.public_host),
+            public_url: over.public_url.or(self.public_url),
             host_certificate_lifetime: over
                 .host_certificate_lifetime
                 .or(self.host_certificate_lifetime),
@@ -67,14 +67,113 @@ pub struct ServerConfig {
     pub database_url: String,
     /// Vaults are served at `{name}.vault.{dns_suffix}`.
     pub dns_suffix: String,
-    /// The host name clients use to reach the server (`localhost` by default).
-    pub public_host: String,
+    /// The one origin clients use (`--public-url`): issuer, discovery documents, vault URIs,
+    /// `/metadata/endpoints` and the CLI profile derive from it. `None`: `https://localhost:{port}`
+    /// with the port the listener bound.
+    pub public_url: Option<PublicUrl>,
     /// Where the master key lives; `AMBIENT_MASTER_KEY` (base64) takes precedence when set.
     pub master_key_file: PathBuf,
     pub master_key_base64: Option<domain::Secret<String>>,
     /// Lifetime of the client certificates issued to agents (they renew at half-life).
     pub host_certificate_lifetime_secs: i64,
     pub clock: Arc<dyn domain::Clock>,
+}
+
+/// The origin clients use to reach the deployment: `https://{host}[:{port}]`, no path.
+///
+/// Behind a proxy or load balancer it names the proxy; every node of one deployment is given the
+/// same one, so a token issued by any node is accepted by all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicUrl {
+    /// `https://host` or `https://host:port` (port omitted when 443), lower-case host.
+    origin: String,
+    host: String,
+    port: u16,
+}
+
+impl PublicUrl {
+    /// Parses `https://host[:port][/]`; anything else (another scheme, a path, a query, user
+    /// information) is refused with the reason.
+    pub fn parse(text: &str) -> Result<PublicUrl, ConfigError> {
+        let invalid = |why: &str| {
+            ConfigError(format!(
+                "--public-url {text:?} {why}; use an origin like https://ambient.example.com or https://localhost:8443"
+            ))
+        };
+        if !text.get(..8).is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://")) {
+            return Err(invalid("is not an https:// URL"));
+        }
+        let rest = &text[8..];
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.is_empty() {
+            return Err(invalid("has no host"));
+        }
+        if authority.contains(['/', '?', '#', '@']) {
+            return Err(invalid("must be an origin without path, query or user information"));
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
+                let port: u16 = port.parse().map_err(|_| invalid("has an invalid port"))?;
+                (host, port)
+            }
+            _ => (authority, 443),
+        };
+        if port == 0 {
+            return Err(invalid("has port 0"));
+        }
+        let valid_host = !host.is_empty()
+            && host.len() <= 253
+            && (host.parse::<std::net::IpAddr>().is_ok()
+                || (host.starts_with('[') && host.ends_with(']'))
+                || host.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                }));
+        if !valid_host {
+            return Err(invalid("has an invalid host name"));
+        }
+        Ok(PublicUrl::new(&host.to_ascii_lowercase(), port))
+    }
+
+    /// `https://{host}:{port}` (the port left out when it is 443).
+    pub fn new(host: &str, port: u16) -> PublicUrl {
+        let origin =
+            if port == 443 { format!("https://{host}") } else { format!("https://{host}:{port}") };
+        PublicUrl { origin, host: host.to_owned(), port }
+    }
+
+    /// The origin, without a trailing slash.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Where vaults are served: `vault.{suffix}`, with `:{port}` unless the port is 443. Vault
+    /// `v`'s URI is `https://v.{vault_host}/`, Key Vault's challenge resource
+    /// `https://{vault_host}`.
+    pub fn vault_host(&self, dns_suffix: &str) -> String {
+        if self.port == 443 {
+            format!("vault.{dns_suffix}")
+        } else {
+            format!("vault.{dns_suffix}:{}", self.port)
+        }
+    }
+}
+
+impl std::fmt::Display for PublicUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.origin)
+    }
 }
 
 /// A configuration problem, said in one line.
@@ -131,7 +230,7 @@ impl ServerConfig {
             listen,
             database_url,
             dns_suffix,
-            public_host: settings.public_host.unwrap_or_else(|| "localhost".to_owned()),
+            public_url: settings.public_url.as_deref().map(PublicUrl::parse).transpose()?,
             master_key_file,
             master_key_base64: master_key_base64
                 .filter(|key| !key.is_empty())
@@ -183,6 +282,63 @@ mod tests {
         let config =
             ServerConfig::resolve(Mode::Server, settings, None, Path::new("/srv")).unwrap();
         assert_eq!(config.database_url, "sqlite:///srv/db/a.db");
+    }
+
+    #[track_caller]
+    fn check_public_url(text: &str, expect: expect_test::Expect) {
+        let actual = match PublicUrl::parse(text) {
+            Ok(url) => format!("{} host={} port={}", url.origin(), url.host(), url.port()),
+            Err(error) => error.to_string(),
+        };
+        expect.assert_eq(&actual);
+    }
+
+    #[test]
+    fn public_urls_are_https_origins() {
+        check_public_url(
+            "https://Ambient.Example.com/",
+            expect_test::expect!["https://ambient.example.com host=ambient.example.com port=443"],
+        );
+        check_public_url(
+            "https://localhost:8443",
+            expect_test::expect!["https://localhost:8443 host=localhost port=8443"],
+        );
+        check_public_url(
+            "https://127.0.0.1:443",
+            expect_test::expect!["https://127.0.0.1 host=127.0.0.1 port=443"],
+        );
+        check_public_url(
+            "http://localhost:8443",
+            expect_test::expect![[
+                r#"--public-url "http://localhost:8443" is not an https:// URL; use an origin like https://ambient.example.com or https://localhost:8443"#
+            ]],
+        );
+        check_public_url(
+            "https://proxy/ambient",
+            expect_test::expect![[
+                r#"--public-url "https://proxy/ambient" must be an origin without path, query or user information; use an origin like https://ambient.example.com or https://localhost:8443"#
+            ]],
+        );
+        check_public_url(
+            "https://proxy:0",
+            expect_test::expect![[
+                r#"--public-url "https://proxy:0" has port 0; use an origin like https://ambient.example.com or https://localhost:8443"#
+            ]],
+        );
+        check_public_url(
+            "https://bad_host:1",
+            expect_test::expect![[
+                r#"--public-url "https://bad_host:1" has an invalid host name; use an origin like https://ambient.example.com or https://localhost:8443"#
+            ]],
+        );
+    }
+
+    #[test]
+    fn vault_hosts_leave_out_port_443() {
+        let url = PublicUrl::parse("https://ambient.example.com").unwrap();
+        assert_eq!(url.vault_host("corp"), "vault.corp");
+        let url = PublicUrl::parse("https://localhost:8443").unwrap();
+        assert_eq!(url.vault_host("localhost"), "vault.localhost:8443");
     }
 
     #[test]

@@ -94,7 +94,7 @@ async fn vault_hosts(State(state): State<AppState>, request: Request, next: Next
 
 /// Liveness: the process answers.
 async fn healthz() -> Json<api_types::health::HealthStatus> {
-    Json(api_types::health::HealthStatus { status: "ok".to_owned(), detail: None })
+    Json(api_types::health::HealthStatus { status: "ok".to_owned(), detail: None, leader: None })
 }
 
 /// Readiness: the database answers.
@@ -104,6 +104,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Ok(()) => Json(api_types::health::HealthStatus {
             status: "ok".to_owned(),
             detail: Some(format!("database: {backend}")),
+            leader: Some(state.leadership.is_leader()),
         })
         .into_response(),
         Err(error) => {
@@ -113,6 +114,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
                 Json(api_types::health::HealthStatus {
                     status: "unavailable".to_owned(),
                     detail: Some(format!("database: {backend} unreachable")),
+                    leader: Some(false),
                 }),
             )
                 .into_response()

@@ -21,6 +21,7 @@ mod error;
 mod federation;
 mod hosting;
 mod http;
+mod jobs;
 mod keyvault;
 mod state;
 mod sts;
@@ -33,7 +34,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 pub use crate::bootstrap::Deployment;
-pub use crate::config::{ConfigError, Mode, ServerConfig, Settings};
+pub use crate::config::{ConfigError, Mode, PublicUrl, ServerConfig, Settings};
 use crate::data_dir::{DataDir, write_private, write_public};
 
 /// Why the server could not start. Each says what to fix in one line.
@@ -43,6 +44,12 @@ pub enum StartError {
     DataDir { path: PathBuf, source: std::io::Error },
     #[error("listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
+    #[error(
+        "port {port} is in use: it is the port this data directory's deployment picked on its first start \
+         ({url}), kept so that tokens, vault URIs and the CLI profile stay valid; stop what holds it, \
+         start with --public-url URL to listen on another port, or use another --data-dir"
+    )]
+    RememberedPortTaken { port: u16, url: String },
     #[error("{0}")]
     Store(#[from] store::Error),
     #[error("master key: {0}")]
@@ -56,6 +63,7 @@ pub enum StartError {
 /// A server that is accepting connections.
 pub struct RunningServer {
     local_addr: SocketAddr,
+    public_url: PublicUrl,
     base_url: String,
     deployment: Deployment,
     data_dir: DataDir,
@@ -67,20 +75,18 @@ pub struct RunningServer {
     state: state::AppState,
 }
 
-/// How often the key-rotation job looks at the keys (it rotates only when due).
-const KEY_ROTATION_TICK: std::time::Duration = std::time::Duration::from_secs(60);
-/// How often deleted secrets past their retention are looked for.
-const VAULT_PURGE_TICK: std::time::Duration = std::time::Duration::from_secs(60);
+/// The file in the data directory that remembers the port picked for `--listen ...:0`.
+const LISTEN_PORT_FILE: &str = "listen-port";
 
 /// Starts the server described by `config` and returns once it accepts connections.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let data_dir = DataDir::open(&config.data_dir)?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+    let listener = bind(&config, &data_dir).await?;
     let local_addr = listener
         .local_addr()
         .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+    let public_url =
+        config.public_url.clone().unwrap_or_else(|| PublicUrl::new("localhost", local_addr.port()));
 
     let master_key = data_dir.master_key(
         &config.master_key_file,
@@ -93,18 +99,24 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         bootstrap::ensure(store.as_ref(), config.clock.as_ref(), &hasher, &data_dir.root).await?;
 
     let suffix = &config.dns_suffix;
+    let public_ip = public_url.host().trim_matches(['[', ']']).parse::<IpAddr>().ok();
     let mut dns_names = vec![
-        config.public_host.clone(),
         "localhost".to_owned(),
         format!("login.{suffix}"),
         format!("management.{suffix}"),
         format!("vault.{suffix}"),
         format!("*.vault.{suffix}"),
     ];
-    dns_names.dedup();
+    if public_ip.is_none() && !dns_names.iter().any(|name| name == public_url.host()) {
+        dns_names.push(public_url.host().to_owned());
+    }
     let mut ip_addresses = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
-    if !local_addr.ip().is_unspecified() && !ip_addresses.contains(&local_addr.ip()) {
-        ip_addresses.push(local_addr.ip());
+    for ip in
+        [Some(local_addr.ip()).filter(|ip| !ip.is_unspecified()), public_ip].into_iter().flatten()
+    {
+        if !ip_addresses.contains(&ip) {
+            ip_addresses.push(ip);
+        }
     }
     let tls_material = data_dir.tls_material(&dns_names, &ip_addresses, config.clock.now())?;
     let tls_config = tls::server_config(
@@ -113,7 +125,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         tls_material.ca.cert_pem(),
     )?;
 
-    let base_url = format!("https://{}:{}", config.public_host, local_addr.port());
+    let base_url = public_url.origin().to_owned();
     let issuer = Arc::new(
         issuer::Issuer::load(
             store.clone(),
@@ -142,18 +154,17 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         sign_in_log: sign_in_log.clone(),
         base_url: Arc::from(base_url.as_str()),
         dns_suffix: Arc::from(config.dns_suffix.as_str()),
-        vault_host: Arc::from(vault_host(&config.dns_suffix, local_addr.port()).as_str()),
+        vault_host: Arc::from(public_url.vault_host(&config.dns_suffix).as_str()),
         caches: Arc::new(state::HotCaches::default()),
+        leadership: Arc::new(jobs::Leadership::default()),
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let task =
         tokio::spawn(tls::serve(listener, tls_config, http::router(state.clone()), shutdown_rx));
-    let background = vec![
-        tokio::spawn(rotate_keys(issuer)),
-        tokio::spawn(purge_deleted_secrets(state.store.clone(), state.clock.clone())),
-    ];
+    let background = jobs::spawn(&state);
     let running = RunningServer {
         local_addr,
+        public_url,
         base_url,
         deployment,
         data_dir,
@@ -165,8 +176,59 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         state,
     };
     running.write_client_files()?;
-    tracing::info!(url = %running.base_url, mode = ?config.mode, "server listening");
+    tracing::info!(url = %running.base_url, listen = %local_addr, mode = ?config.mode, "server listening");
     Ok(running)
+}
+
+/// Binds the listener. Port 0 means a free port that stays the same: the port picked on the
+/// data directory's first such start is remembered in `listen-port` and bound again on later
+/// starts, so the deployment's URL (and with it the issuer, vault URIs and CLI profile) does
+/// not change. If that port is taken the start fails, unless a public URL is configured (then
+/// the listen port does not show in any URL and any free port will do).
+async fn bind(
+    config: &ServerConfig,
+    data_dir: &DataDir,
+) -> Result<tokio::net::TcpListener, StartError> {
+    let listen = |addr: SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr).await.map_err(|source| (addr, source))
+    };
+    let failed = |(addr, source)| StartError::Listen { addr, source };
+    if config.listen.port() != 0 {
+        return listen(config.listen).await.map_err(failed);
+    }
+    let port_file = data_dir.path(LISTEN_PORT_FILE);
+    let remembered = std::fs::read_to_string(&port_file)
+        .ok()
+        .and_then(|text| text.trim().parse::<u16>().ok())
+        .filter(|port| *port != 0);
+    if let Some(port) = remembered {
+        match listen(SocketAddr::new(config.listen.ip(), port)).await {
+            Ok(listener) => return Ok(listener),
+            Err((_, source))
+                if source.kind() == std::io::ErrorKind::AddrInUse
+                    && config.public_url.is_none() =>
+            {
+                return Err(StartError::RememberedPortTaken {
+                    port,
+                    url: PublicUrl::new("localhost", port).to_string(),
+                });
+            }
+            Err((addr, source)) if source.kind() == std::io::ErrorKind::AddrInUse => {
+                tracing::warn!(%addr, "the remembered port is taken; listening on another (the public URL is unchanged)");
+            }
+            Err(error) => return Err(failed(error)),
+        }
+    }
+    let listener = listen(config.listen).await.map_err(failed)?;
+    if remembered.is_none() {
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartError::Listen { addr: config.listen, source })?
+            .port();
+        write_public(&port_file, format!("{port}\n").as_bytes())
+            .map_err(|source| StartError::DataDir { path: port_file.clone(), source })?;
+    }
+    Ok(listener)
 }
 
 impl RunningServer {
@@ -174,9 +236,25 @@ impl RunningServer {
         self.local_addr
     }
 
-    /// `https://localhost:{port}`.
+    /// The public URL's origin (`https://localhost:{port}` unless `--public-url` named one).
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// The public URL clients use.
+    pub fn public_url(&self) -> &PublicUrl {
+        &self.public_url
+    }
+
+    /// A URL that reaches this process's own listener directly, whatever the public URL names
+    /// (a proxy, say): for the agent `ambient dev` runs in the same process.
+    pub fn local_url(&self) -> String {
+        let ip = if self.local_addr.ip().is_unspecified() {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            self.local_addr.ip()
+        };
+        format!("https://{}", SocketAddr::new(ip, self.local_addr.port()))
     }
 
     pub fn deployment(&self) -> &Deployment {
@@ -285,50 +363,5 @@ impl RunningServer {
             task.abort();
         }
         self.sign_in_log.flush().await;
-    }
-}
-
-/// Purges soft-deleted secrets whose retention ended. Every node ticks; the lease lets one act.
-async fn purge_deleted_secrets(store: Arc<dyn store::Store>, clock: Arc<dyn domain::Clock>) {
-    let holder = domain::Guid::new_random().to_string();
-    let mut interval = tokio::time::interval(VAULT_PURGE_TICK);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        let now = clock.now();
-        match store
-            .try_acquire_lease("vault-purge", &holder, now.millis(), now.plus_secs(300).millis())
-            .await
-        {
-            Ok(true) => match vault::purge_due(store.as_ref(), now).await {
-                Ok(0) => {}
-                Ok(count) => tracing::info!(count, "purged deleted secrets past their retention"),
-                Err(error) => tracing::warn!(%error, "purging deleted secrets failed"),
-            },
-            Ok(false) => {}
-            Err(error) => tracing::warn!(%error, "vault purge lease failed"),
-        }
-    }
-}
-
-/// `vault.{suffix}` with the port unless it is 443.
-fn vault_host(dns_suffix: &str, port: u16) -> String {
-    if port == 443 { format!("vault.{dns_suffix}") } else { format!("vault.{dns_suffix}:{port}") }
-}
-
-/// The scheduled key rotation: every node ticks; the lease lets one of them act, and every
-/// node reloads so keys rotated elsewhere are published and trusted here too.
-async fn rotate_keys(issuer: Arc<issuer::Issuer>) {
-    let holder = domain::Guid::new_random().to_string();
-    let mut interval = tokio::time::interval(KEY_ROTATION_TICK);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        if let Err(error) = issuer.rotation_tick(&holder).await {
-            tracing::warn!(%error, "signing-key rotation check failed");
-        }
-        if let Err(error) = issuer.reload().await {
-            tracing::warn!(%error, "signing-key reload failed");
-        }
     }
 }

@@ -25,12 +25,14 @@ pub struct AppState {
     pub host_certificate_lifetime_secs: i64,
     /// Derives each resource's App Service secret (`X-IDENTITY-HEADER`).
     pub identity_headers: Arc<crypto::hash::SecretHasher>,
-    /// `https://{public_host}:{port}` without a trailing slash.
+    /// The public URL's origin (`https://host[:port]`), without a trailing slash.
     pub base_url: Arc<str>,
     pub dns_suffix: Arc<str>,
     /// `vault.{suffix}[:port]`: vault `v` is served at `https://v.{vault_host}/`.
     pub vault_host: Arc<str>,
     pub caches: Arc<HotCaches>,
+    /// Whether this node runs the deployment's background jobs (`jobs.rs`).
+    pub leadership: Arc<crate::jobs::Leadership>,
 }
 
 /// The hot paths' caches; see `cache.rs` for the consistency they give.

@@ -1,0 +1,143 @@
+//! Background work: every node reloads the signing keys every [`KEY_RELOAD_TICK`] (so a key
+//! rotated on one node is published and trusted by all within seconds), and exactly one node at
+//! a time, the holder of the [`JOBS_LEASE`] database lease, runs the deployment's jobs: the
+//! scheduled key rotation and the purge of deleted secrets past their retention.
+//!
+//! The lease lasts [`JOBS_LEASE_SECS`] and its holder renews it every [`JOBS_TICK`]; when the
+//! holder dies, another node takes the jobs over once the lease lapses. A job that fails is
+//! logged and tried again on its next turn; a database that does not answer makes a node give
+//! up the lease until it answers again.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::state::AppState;
+
+/// The lease whose holder runs the jobs.
+pub const JOBS_LEASE: &str = "background-jobs";
+/// How long a taken lease lasts without renewal: the longest time the jobs go unrun after
+/// their node dies.
+pub const JOBS_LEASE_SECS: i64 = 15;
+/// How often every node tries to take or renew the lease.
+const JOBS_TICK: Duration = Duration::from_secs(5);
+/// How often every node re-reads the signing keys.
+const KEY_RELOAD_TICK: Duration = Duration::from_secs(2);
+/// How often the leader looks at the key-rotation schedule (it rotates only when due).
+const KEY_ROTATION_EVERY: Duration = Duration::from_secs(60);
+/// How often the leader purges deleted secrets past their retention.
+const VAULT_PURGE_EVERY: Duration = Duration::from_secs(60);
+
+const _: () = assert!(JOBS_TICK.as_secs() as i64 * 2 < JOBS_LEASE_SECS);
+
+/// Whether this node holds the jobs lease.
+pub struct Leadership {
+    /// This node's name in the lease table: random per process.
+    holder: String,
+    leader: AtomicBool,
+}
+
+impl Default for Leadership {
+    fn default() -> Self {
+        Leadership {
+            holder: domain::Guid::new_random().to_string(),
+            leader: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Leadership {
+    /// Whether this node ran the jobs at its last tick.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::SeqCst)
+    }
+
+    /// Takes or renews the lease; returns whether this node is the leader now. A failed
+    /// database call counts as not leading.
+    pub async fn tick(&self, store: &dyn store::Store, now: domain::UnixTime) -> bool {
+        let leads = match store
+            .try_acquire_lease(
+                JOBS_LEASE,
+                &self.holder,
+                now.millis(),
+                now.plus_secs(JOBS_LEASE_SECS).millis(),
+            )
+            .await
+        {
+            Ok(leads) => leads,
+            Err(error) => {
+                if self.is_leader() {
+                    tracing::warn!(%error, "cannot renew the background-jobs lease");
+                }
+                false
+            }
+        };
+        let was = self.leader.swap(leads, Ordering::SeqCst);
+        match (was, leads) {
+            (false, true) => {
+                tracing::info!(node = %self.holder, "this node now runs the background jobs")
+            }
+            (true, false) => {
+                tracing::warn!(node = %self.holder, "this node no longer runs the background jobs")
+            }
+            _ => {}
+        }
+        leads
+    }
+}
+
+/// Starts the key reload on this node and the lease loop that runs the jobs while it leads.
+pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
+    vec![tokio::spawn(reload_keys(state.issuer.clone())), tokio::spawn(lead(state.clone()))]
+}
+
+async fn reload_keys(issuer: Arc<issuer::Issuer>) {
+    let mut interval = tokio::time::interval(KEY_RELOAD_TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        interval.tick().await;
+        match issuer.reload().await {
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!("signing keys reload again");
+            }
+            Ok(()) => {}
+            Err(error) if !failing => {
+                failing = true;
+                tracing::warn!(%error, "signing-key reload failed; tokens are still issued and checked with the keys held");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+async fn lead(state: AppState) {
+    let mut interval = tokio::time::interval(JOBS_TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rotation_due = Instant::now();
+    let mut purge_due = Instant::now();
+    loop {
+        interval.tick().await;
+        if !state.leadership.tick(state.store.as_ref(), state.clock.now()).await {
+            continue;
+        }
+        if Instant::now() >= rotation_due {
+            rotation_due = Instant::now() + KEY_ROTATION_EVERY;
+            if let Err(error) = state.issuer.rotate_if_due().await {
+                tracing::warn!(%error, "signing-key rotation check failed");
+            }
+        }
+        if Instant::now() >= purge_due {
+            purge_due = Instant::now() + VAULT_PURGE_EVERY;
+            match vault::purge_due(state.store.as_ref(), state.clock.now()).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "purged deleted secrets past their retention"),
+                Err(error) => tracing::warn!(%error, "purging deleted secrets failed"),
+            }
+        }
+    }
+}
