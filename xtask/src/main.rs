@@ -1,6 +1,8 @@
 //! Repository automation: `cargo xtask ci` runs everything CI runs (format, lints, layering,
 //! tidy checks and every test, PostgreSQL included). Green here means green in CI.
+//! `cargo xtask gen-roles` regenerates the `rbac` crate's table of Azure built-in roles.
 
+mod gen_roles;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -14,8 +16,17 @@ fn main() -> std::process::ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(args.iter().any(|arg| arg == "--fast")),
         Some("layering") => layering(),
+        Some("gen-roles") => match gen_roles_options(&args[1..]) {
+            Some(options) => gen_roles::gen_roles(&options, &root().join(gen_roles::OUTPUT_PATH)),
+            None => {
+                eprintln!("{GEN_ROLES_USAGE}");
+                return std::process::ExitCode::from(2);
+            }
+        },
         _ => {
-            eprintln!("usage: cargo xtask ci [--fast] | layering");
+            eprintln!(
+                "usage: cargo xtask ci [--fast] | layering | gen-roles ...\n{GEN_ROLES_USAGE}"
+            );
             return std::process::ExitCode::from(2);
         }
     };
@@ -26,6 +37,30 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+const GEN_ROLES_USAGE: &str =
+    "usage: cargo xtask gen-roles <roles.json | docs-dir> --provenance <text>
+  <roles.json>  `az role definition list --query \"[?roleType=='BuiltInRole']\"` output, or ARM's
+                `{\"value\": [..]}` from GET /providers/Microsoft.Authorization/roleDefinitions
+  <docs-dir>    MicrosoftDocs/azure-docs articles/role-based-access-control/built-in-roles/
+  --provenance  where the source came from (repository, path, commit, date); may span lines";
+
+/// `<source> --provenance <text>`, in either order; `None` when either is missing.
+fn gen_roles_options(args: &[String]) -> Option<gen_roles::GenRolesOptions> {
+    let mut source_path = None;
+    let mut provenance = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == "--provenance" {
+            provenance = Some(args.next()?.clone());
+        } else if source_path.is_none() && !arg.starts_with("--") {
+            source_path = Some(PathBuf::from(arg));
+        } else {
+            return None;
+        }
+    }
+    Some(gen_roles::GenRolesOptions { source_path: source_path?, provenance: provenance? })
 }
 
 fn root() -> PathBuf {

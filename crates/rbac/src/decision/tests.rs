@@ -261,6 +261,85 @@ fn key_vault_reader_reads_metadata_but_not_values() {
     );
 }
 
+const STORAGE_ACCOUNT: &str =
+    "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/sa1";
+const CONTAINER: &str = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/sa1/blobServices/default/containers/c1";
+const BLOB_READ: &str = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read";
+const BLOB_WRITE: &str = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write";
+
+#[test]
+fn storage_blob_data_owner_reads_and_writes_blobs_as_data_actions() {
+    let owner = role("Storage Blob Data Owner");
+    check(
+        &[(owner, STORAGE_ACCOUNT)],
+        BLOB_READ,
+        Data,
+        CONTAINER,
+        expect![[
+            r#"Allowed { role: b7e6dc6d-f1e8-4753-8033-0f276bb0955b, scope: "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/sa1" }"#
+        ]],
+    );
+    check(
+        &[(owner, STORAGE_ACCOUNT)],
+        BLOB_WRITE,
+        Data,
+        CONTAINER,
+        expect![[
+            r#"Allowed { role: b7e6dc6d-f1e8-4753-8033-0f276bb0955b, scope: "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/sa1" }"#
+        ]],
+    );
+    // The account's keys are a control action it does not hold, and an Owner of the account
+    // holds no data action at all.
+    check(&[(role("Owner"), STORAGE_ACCOUNT)], BLOB_READ, Data, CONTAINER, expect!["Denied"]);
+    check(
+        &[(owner, STORAGE_ACCOUNT)],
+        "Microsoft.Storage/storageAccounts/listKeys/action",
+        Control,
+        STORAGE_ACCOUNT,
+        expect!["Denied"],
+    );
+    let reader = role("Storage Blob Data Reader");
+    check(&[(reader, STORAGE_ACCOUNT)], BLOB_WRITE, Data, CONTAINER, expect!["Denied"]);
+}
+
+#[test]
+fn app_configuration_data_reader_reads_but_does_not_write_key_values() {
+    let store = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.AppConfiguration/configurationStores/cs1";
+    let reader = role("App Configuration Data Reader");
+    check(
+        &[(reader, GROUP)],
+        "Microsoft.AppConfiguration/configurationStores/keyValues/read",
+        Data,
+        store,
+        expect![[
+            r#"Allowed { role: 516239f1-63e1-4d78-a4de-a74fb236a071, scope: "/subscriptions/s1/resourceGroups/rg" }"#
+        ]],
+    );
+    check(
+        &[(reader, GROUP)],
+        "Microsoft.AppConfiguration/configurationStores/keyValues/write",
+        Data,
+        store,
+        expect!["Denied"],
+    );
+}
+
+#[test]
+fn key_vault_crypto_user_signs_with_keys_but_reads_no_secret() {
+    let key = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/v1/keys/k1";
+    let user = role("Key Vault Crypto User");
+    check(
+        &[(user, VAULT)],
+        "Microsoft.KeyVault/vaults/keys/sign/action",
+        Data,
+        key,
+        expect![[
+            r#"Allowed { role: 12338af0-0e69-4776-bea7-57ae8d297424, scope: "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/v1" }"#
+        ]],
+    );
+    check(&[(user, VAULT)], GET_SECRET, Data, SECRET, expect!["Denied"]);
+}
+
 #[test]
 fn owner_and_contributor_get_no_data_action() {
     let grants = [(role("Owner"), SUBSCRIPTION), (role("Contributor"), SUBSCRIPTION)];
