@@ -25,7 +25,7 @@ use crate::credential::{AccessToken, TokenCredential, TokenRequestOptions};
 use crate::env::Env;
 use crate::environment::EnvironmentCredential;
 use crate::managed_identity::{
-    ManagedIdentityCredential, ManagedIdentityCredentialOptions, ManagedIdentityId,
+    Context, ManagedIdentityCredential, ManagedIdentityCredentialOptions, ManagedIdentityId,
 };
 use crate::options::ClientOptions;
 use crate::workload_identity::WorkloadIdentityCredential;
@@ -192,11 +192,13 @@ impl DefaultAzureCredential {
                 probe_imds: selection != Selection::Only(Kind::ManagedIdentity),
                 ..options.managed_identity.clone()
             };
-            sources.push(Arc::new(ManagedIdentityCredential::with_clock(
+            let context = Context { within_default_chain: true, ..Context::of_this_machine() };
+            sources.push(Arc::new(ManagedIdentityCredential::with_context(
                 env,
                 id,
                 &managed_identity,
                 clock.clone(),
+                context,
             )?));
         }
         if selection.includes(Kind::Cli) {

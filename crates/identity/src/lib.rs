@@ -20,9 +20,11 @@
 //!   `AZURE_CLIENT_CERTIFICATE_PASSWORD`).
 //! - [`WorkloadIdentityCredential`]: a federated token file (`AZURE_FEDERATED_TOKEN_FILE`,
 //!   read again for every token request) exchanged as a client assertion.
-//! - [`ManagedIdentityCredential`]: the identity of the machine, from App Service
-//!   (`IDENTITY_ENDPOINT`), the legacy MSI endpoint, Cloud Shell or IMDS, detected in the SDKs'
-//!   order; [`ManagedIdentityId`] selects a user-assigned identity.
+//! - [`ManagedIdentityCredential`]: the identity of the machine, from Service Fabric (HTTPS
+//!   with a pinned certificate), App Service (`IDENTITY_ENDPOINT`), Azure Arc (a challenge
+//!   answered with a local key file), the legacy MSI endpoint (Azure ML), Cloud Shell or IMDS,
+//!   detected in the SDKs' order ([`ManagedIdentitySource`]); [`ManagedIdentityId`] selects a
+//!   user-assigned identity.
 //! - [`CliCredential`]: `ambient account get-access-token` (or `az ...` when that is what is
 //!   installed).
 //! - [`ClientOptions`]: the authority host (`https` only), extra trusted root certificates (for
@@ -136,7 +138,7 @@ pub use credential::{AccessToken, TokenCredential, TokenRequestOptions};
 pub use env::Env;
 pub use environment::EnvironmentCredential;
 pub use managed_identity::{
-    DEFAULT_IMDS_ENDPOINT, ImdsRetryOptions, ManagedIdentityCredential,
+    DEFAULT_ARC_KEY_DIRECTORY, DEFAULT_IMDS_ENDPOINT, ImdsRetryOptions, ManagedIdentityCredential,
     ManagedIdentityCredentialOptions, ManagedIdentityId, ManagedIdentitySource,
 };
 pub use options::{ClientOptions, DEFAULT_AUTHORITY_HOST, DEFAULT_HTTP_TIMEOUT};

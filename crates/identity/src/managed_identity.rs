@@ -3,15 +3,21 @@
 //!
 //! The source is detected from environment variables in azure-identity (Python)'s order
 //! (02-hosted-endpoints.md §1): Service Fabric, App Service (2019-08-01), Azure Arc, legacy
-//! App Service / Azure ML (2017-09-01), Cloud Shell, then IMDS (01-imds.md) at
-//! `AZURE_POD_IDENTITY_AUTHORITY_HOST` or `http://169.254.169.254`. Service Fabric and Azure Arc
-//! are detected but not implemented: they answer [`Error::CredentialUnavailable`].
+//! App Service / Azure ML (2017-09-01), Cloud Shell; then, as MSAL and the Rust `azure_identity`
+//! crate do, Azure Arc at `http://localhost:40342` when the agent `/opt/azcmagent/bin/himds` is
+//! installed; else IMDS (01-imds.md) at `AZURE_POD_IDENTITY_AUTHORITY_HOST` or
+//! `http://169.254.169.254`. Each source's request is the one MSAL Python 1.39 sends for
+//! azure-identity 1.27 (Cloud Shell: azure-identity's own); [`ManagedIdentitySource`] describes
+//! them. The Azure Arc challenge and its key-file checks live in `arc`, Service Fabric's pinned
+//! certificate in `service_fabric`.
 //!
 //! IMDS requests are retried on 404, 410, 429 and 5xx with azure-identity's exponential schedule
 //! ([`ImdsRetryOptions`]). Inside a credential chain, the first IMDS request is a short probe
-//! (one second to connect, no retries) so that a machine without IMDS fails over quickly.
+//! (one second to connect, no retries) so that a machine without IMDS fails over quickly. The
+//! other sources are not retried.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -35,6 +41,10 @@ use crate::{Error, Result};
 /// names another.
 pub const DEFAULT_IMDS_ENDPOINT: &str = "http://169.254.169.254";
 
+/// The directory of the Linux Azure Arc agent's key files, the default of
+/// [`ManagedIdentityCredentialOptions::arc_key_directory`].
+pub const DEFAULT_ARC_KEY_DIRECTORY: &str = arc::DEFAULT_KEY_DIRECTORY;
+
 /// Which managed identity to ask for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum ManagedIdentityId {
@@ -50,24 +60,52 @@ pub enum ManagedIdentityId {
     ResourceId(String),
 }
 
-/// Where a [`ManagedIdentityCredential`] gets its tokens, as detected from the environment.
+/// Where a [`ManagedIdentityCredential`] gets its tokens, as detected from the environment, in
+/// the order of detection.
+///
+/// User-assigned identities ([`ManagedIdentityId`]) are selected with the query parameter named
+/// for each source below; "refused" means the credential answers [`Error::InvalidConfig`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ManagedIdentitySource {
-    /// `IDENTITY_ENDPOINT` + `IDENTITY_HEADER` + `IDENTITY_SERVER_THUMBPRINT`. Not supported:
-    /// requests answer [`Error::CredentialUnavailable`].
+    /// `IDENTITY_ENDPOINT` + `IDENTITY_HEADER` + `IDENTITY_SERVER_THUMBPRINT`: Service Fabric.
+    /// `GET {IDENTITY_ENDPOINT}?api-version=2019-07-01-preview&resource=...` with header
+    /// `Secret: {IDENTITY_HEADER}`, over HTTPS only, trusting the server certificate whose SHA-1
+    /// thumbprint is `IDENTITY_SERVER_THUMBPRINT` (and no other: no CA or host-name check).
+    /// The cluster decides the application's identity: as in azure-identity, asking for a
+    /// user-assigned one is refused, at the first token request (so that
+    /// [`DefaultAzureCredential`](crate::DefaultAzureCredential) still builds when
+    /// `AZURE_CLIENT_ID` is set, and stops there).
     ServiceFabric,
-    /// `IDENTITY_ENDPOINT` + `IDENTITY_HEADER`: App Service, Functions, Container Apps
-    /// (api-version 2019-08-01, header `X-IDENTITY-HEADER`).
+    /// `IDENTITY_ENDPOINT` + `IDENTITY_HEADER`: App Service, Functions, Container Apps.
+    /// `GET {IDENTITY_ENDPOINT}?api-version=2019-08-01&resource=...` with headers
+    /// `X-IDENTITY-HEADER` and `Metadata: true`; selectors `client_id`, `object_id`,
+    /// `mi_res_id`.
     AppService,
-    /// `IDENTITY_ENDPOINT` + `IMDS_ENDPOINT`. Not supported: requests answer
-    /// [`Error::CredentialUnavailable`].
+    /// `IDENTITY_ENDPOINT` + `IMDS_ENDPOINT`, or the agent `/opt/azcmagent/bin/himds` installed
+    /// (then the endpoint is `http://localhost:40342/metadata/identity/oauth2/token`): Azure
+    /// Arc. `GET {IDENTITY_ENDPOINT}?api-version=2020-06-01&resource=...` with `Metadata: true`
+    /// must be answered `401` with `WWW-Authenticate: Basic realm=<key file>`; the key file must
+    /// be a `.key` file of at most 4096 bytes directly inside
+    /// [`ManagedIdentityCredentialOptions::arc_key_directory`]; the request is repeated with
+    /// `Authorization: Basic <contents>`. Selectors `client_id`, `object_id`, `msi_res_id`; as
+    /// azure-identity 1.27, MSAL Python and MSAL Node do, the token response must then echo
+    /// the selected identity (older agents ignore the selector and return the system identity's
+    /// token, which is refused).
     AzureArc,
-    /// `MSI_ENDPOINT` + `MSI_SECRET`: the legacy App Service protocol that Azure ML also speaks
-    /// (api-version 2017-09-01, header `secret`).
+    /// `MSI_ENDPOINT` + `MSI_SECRET`: the legacy App Service protocol that Azure ML also speaks.
+    /// `GET {MSI_ENDPOINT}?api-version=2017-09-01&resource=...` with header `secret`; only a
+    /// client id can be selected, as `clientid` (object and resource ids are refused, as MSAL
+    /// Node does). `expires_on` may be epoch seconds or a date such as
+    /// `"06/20/2019 02:57:58 +00:00"`.
     LegacyMsi,
-    /// `MSI_ENDPOINT` alone: Cloud Shell (`POST` with a `resource` form field).
+    /// `MSI_ENDPOINT` alone: Cloud Shell. `POST {MSI_ENDPOINT}` with the form field `resource`
+    /// and header `Metadata: true`. User-assigned identities are refused when the credential is
+    /// built, except inside [`DefaultAzureCredential`](crate::DefaultAzureCredential), where (as
+    /// in azure-identity) a client id is sent as the form field `client_id`.
     CloudShell,
     /// None of the above: the instance metadata service.
+    /// `GET {base}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=...` with
+    /// `Metadata: true`; selectors `client_id`, `object_id`, `msi_res_id`.
     Imds,
 }
 
@@ -120,6 +158,13 @@ pub struct ManagedIdentityCredentialOptions {
     /// [`DefaultAzureCredential`](crate::DefaultAzureCredential) does. Skipped when
     /// `AZURE_POD_IDENTITY_AUTHORITY_HOST` names the endpoint, as in azure-identity.
     pub probe_imds: bool,
+    /// The directory an Azure Arc key file must be in: the agent's token directory, readable by
+    /// root and the `himds` group. Default [`DEFAULT_ARC_KEY_DIRECTORY`], the Linux agent's; the
+    /// Windows agent's is `%ProgramData%\AzureConnectedMachineAgent\Tokens`, which the SDKs use
+    /// on Windows and which this crate does not pick by itself. Only these options set it (no
+    /// environment variable does), so whoever controls the environment or the endpoint cannot
+    /// make the credential read files elsewhere.
+    pub arc_key_directory: PathBuf,
 }
 
 impl Default for ManagedIdentityCredentialOptions {
@@ -129,6 +174,7 @@ impl Default for ManagedIdentityCredentialOptions {
             http_timeout: DEFAULT_HTTP_TIMEOUT,
             retry: ImdsRetryOptions::default(),
             probe_imds: false,
+            arc_key_directory: PathBuf::from(DEFAULT_ARC_KEY_DIRECTORY),
         }
     }
 }
@@ -159,11 +205,50 @@ struct Inner {
 
 /// The endpoint of the detected source, validated.
 enum Endpoint {
-    Unsupported(String),
-    AppService { url: reqwest::Url, header: Secret },
-    LegacyMsi { url: reqwest::Url, secret: Secret },
-    CloudShell { url: reqwest::Url },
-    Imds { token_url: reqwest::Url },
+    ServiceFabric {
+        url: reqwest::Url,
+        secret: Secret,
+        /// Trusts only the certificate with the `IDENTITY_SERVER_THUMBPRINT` thumbprint.
+        pinned_http: reqwest::Client,
+    },
+    AppService {
+        url: reqwest::Url,
+        header: Secret,
+    },
+    AzureArc {
+        url: reqwest::Url,
+        key_directory: PathBuf,
+    },
+    LegacyMsi {
+        url: reqwest::Url,
+        secret: Secret,
+    },
+    CloudShell {
+        url: reqwest::Url,
+    },
+    Imds {
+        token_url: reqwest::Url,
+    },
+}
+
+/// What detection and construction learn from outside the environment variables and options.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Context {
+    /// The Azure Arc agent is installed ([`arc::AGENT_EXECUTABLE`] exists).
+    pub(crate) arc_agent_installed: bool,
+    /// The credential is a link of [`DefaultAzureCredential`](crate::DefaultAzureCredential),
+    /// which passes `AZURE_CLIENT_ID` to every source (Cloud Shell then tolerates it).
+    pub(crate) within_default_chain: bool,
+}
+
+impl Context {
+    /// This machine, outside a default chain.
+    pub(crate) fn of_this_machine() -> Context {
+        Context {
+            arc_agent_installed: std::path::Path::new(arc::AGENT_EXECUTABLE).exists(),
+            within_default_chain: false,
+        }
+    }
 }
 
 /// Path of the IMDS token endpoint below its base URL.
@@ -171,6 +256,8 @@ const IMDS_TOKEN_PATH: &str = "/metadata/identity/oauth2/token";
 const IMDS_API_VERSION: &str = "2018-02-01";
 const APP_SERVICE_API_VERSION: &str = "2019-08-01";
 const LEGACY_MSI_API_VERSION: &str = "2017-09-01";
+const ARC_API_VERSION: &str = "2020-06-01";
+const SERVICE_FABRIC_API_VERSION: &str = "2019-07-01-preview";
 
 /// Connection timeout of normal requests (azure-identity's IMDS `connection_timeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -183,13 +270,18 @@ const _: () = assert!(PROBE_CONNECT_TIMEOUT.as_millis() < CONNECT_TIMEOUT.as_mil
 /// The prefix of every "not here" message, as azure-identity words it.
 const UNAVAILABLE: &str = "ManagedIdentityCredential authentication unavailable";
 
+/// Why Service Fabric refuses a user-assigned identity (azure-identity's reason, reworded).
+const SERVICE_FABRIC_USER_ASSIGNED: &str = "a user-assigned identity cannot be selected on Service Fabric: the cluster's configuration determines the application's managed identity (https://aka.ms/servicefabricmi)";
+
 impl ManagedIdentityCredential {
     /// The managed identity `id` of this machine, with the source detected from the process
     /// environment.
     ///
-    /// Fails with [`Error::InvalidConfig`] when an endpoint variable is not a URL or the source
-    /// cannot select `id` (Cloud Shell has only its system identity; the legacy endpoint selects
-    /// by client id only).
+    /// Fails with [`Error::InvalidConfig`] when an endpoint variable is not a URL (Service
+    /// Fabric's: not an `https` URL), `IDENTITY_SERVER_THUMBPRINT` is not a SHA-1 thumbprint, or
+    /// the source cannot select `id` (Cloud Shell has only its system identity; the legacy
+    /// endpoint selects by client id only). Service Fabric refuses a user-assigned `id` at the
+    /// first token request instead.
     pub fn new(
         id: ManagedIdentityId,
         options: ManagedIdentityCredentialOptions,
@@ -217,6 +309,16 @@ impl ManagedIdentityCredential {
         options: &ManagedIdentityCredentialOptions,
         clock: SharedClock,
     ) -> Result<ManagedIdentityCredential> {
+        Self::with_context(env, id, options, clock, Context::of_this_machine())
+    }
+
+    pub(crate) fn with_context(
+        env: &Env,
+        id: ManagedIdentityId,
+        options: &ManagedIdentityCredentialOptions,
+        clock: SharedClock,
+        context: Context,
+    ) -> Result<ManagedIdentityCredential> {
         if let ManagedIdentityId::ClientId(value)
         | ManagedIdentityId::ObjectId(value)
         | ManagedIdentityId::ResourceId(value) = &id
@@ -227,8 +329,8 @@ impl ManagedIdentityCredential {
         if options.http_timeout.is_zero() {
             return Err(Error::InvalidConfig("http timeout must be more than zero".to_owned()));
         }
-        let source = detect_source(env);
-        let endpoint = endpoint(source, env, &id, options)?;
+        let source = detect_source(env, context.arc_agent_installed);
+        let endpoint = endpoint(source, env, &id, options, context)?;
         let probe = options.probe_imds
             && source == ManagedIdentitySource::Imds
             && !(options.imds_endpoint.is_none()
@@ -266,8 +368,9 @@ impl TokenCredential for ManagedIdentityCredential {
 impl fmt::Debug for ManagedIdentityCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let endpoint = match &self.inner.endpoint {
-            Endpoint::Unsupported(reason) => reason.as_str(),
-            Endpoint::AppService { url, .. }
+            Endpoint::ServiceFabric { url, .. }
+            | Endpoint::AppService { url, .. }
+            | Endpoint::AzureArc { url, .. }
             | Endpoint::LegacyMsi { url, .. }
             | Endpoint::CloudShell { url }
             | Endpoint::Imds { token_url: url } => url.as_str(),
@@ -281,9 +384,10 @@ impl fmt::Debug for ManagedIdentityCredential {
     }
 }
 
-/// The source `env` selects, in azure-identity (Python)'s order; a variable counts when it is
-/// set and not empty.
-pub(crate) fn detect_source(env: &Env) -> ManagedIdentitySource {
+/// The source `env` selects, in azure-identity (Python)'s order, with the installed Azure Arc
+/// agent next to last as in MSAL and the Rust SDK; a variable counts when it is set and not
+/// empty.
+pub(crate) fn detect_source(env: &Env, arc_agent_installed: bool) -> ManagedIdentitySource {
     let set = |name: &str| env.get(name).is_some();
     if set("IDENTITY_ENDPOINT") {
         if set("IDENTITY_HEADER") {
@@ -301,6 +405,9 @@ pub(crate) fn detect_source(env: &Env) -> ManagedIdentitySource {
             return ManagedIdentitySource::LegacyMsi;
         }
         return ManagedIdentitySource::CloudShell;
+    }
+    if arc_agent_installed {
+        return ManagedIdentitySource::AzureArc;
     }
     ManagedIdentitySource::Imds
 }
@@ -337,15 +444,37 @@ fn endpoint(
     env: &Env,
     id: &ManagedIdentityId,
     options: &ManagedIdentityCredentialOptions,
+    context: Context,
 ) -> Result<Endpoint> {
     let var = |name: &str| env.get(name).unwrap_or_default();
     Ok(match source {
-        ManagedIdentitySource::ServiceFabric => Endpoint::Unsupported(format!(
-            "{UNAVAILABLE}: Service Fabric managed identity (IDENTITY_SERVER_THUMBPRINT is set) is not supported"
-        )),
-        ManagedIdentitySource::AzureArc => Endpoint::Unsupported(format!(
-            "{UNAVAILABLE}: Azure Arc managed identity (IDENTITY_ENDPOINT with IMDS_ENDPOINT) is not supported"
-        )),
+        ManagedIdentitySource::ServiceFabric => {
+            let url = endpoint_url("IDENTITY_ENDPOINT", var("IDENTITY_ENDPOINT"))?;
+            if url.scheme() != "https" {
+                return Err(Error::InvalidConfig(format!(
+                    "IDENTITY_ENDPOINT {:?} must be an https URL for Service Fabric",
+                    var("IDENTITY_ENDPOINT")
+                )));
+            }
+            let thumbprint = service_fabric::Thumbprint::parse(var("IDENTITY_SERVER_THUMBPRINT"))?;
+            Endpoint::ServiceFabric {
+                url,
+                secret: Secret::new(var("IDENTITY_HEADER")),
+                pinned_http: service_fabric::pinned_http_client(
+                    thumbprint,
+                    options.http_timeout,
+                    CONNECT_TIMEOUT,
+                )?,
+            }
+        }
+        ManagedIdentitySource::AzureArc => {
+            let url =
+                match env.get("IDENTITY_ENDPOINT").filter(|_| env.get("IMDS_ENDPOINT").is_some()) {
+                    Some(url) => endpoint_url("IDENTITY_ENDPOINT", url)?,
+                    None => endpoint_url("the Azure Arc endpoint", arc::DEFAULT_ENDPOINT)?,
+                };
+            Endpoint::AzureArc { url, key_directory: options.arc_key_directory.clone() }
+        }
         ManagedIdentitySource::AppService => Endpoint::AppService {
             url: endpoint_url("IDENTITY_ENDPOINT", var("IDENTITY_ENDPOINT"))?,
             header: Secret::new(var("IDENTITY_HEADER")),
@@ -362,7 +491,9 @@ fn endpoint(
             }
         }
         ManagedIdentitySource::CloudShell => {
-            if *id != ManagedIdentityId::System {
+            let tolerated =
+                context.within_default_chain && matches!(id, ManagedIdentityId::ClientId(_));
+            if *id != ManagedIdentityId::System && !tolerated {
                 return Err(Error::InvalidConfig(
                     "Cloud Shell (MSI_ENDPOINT without MSI_SECRET) does not support user-assigned identities".to_owned(),
                 ));
@@ -409,28 +540,45 @@ fn http_client(timeout: Duration, connect_timeout: Duration) -> Result<reqwest::
 impl Inner {
     async fn request_token(&self, resource: &str) -> Result<AccessToken> {
         match &self.endpoint {
-            Endpoint::Unsupported(reason) => Err(Error::CredentialUnavailable(reason.clone())),
+            Endpoint::ServiceFabric { url, secret, pinned_http } => {
+                if self.id != ManagedIdentityId::System {
+                    return Err(Error::InvalidConfig(SERVICE_FABRIC_USER_ASSIGNED.to_owned()));
+                }
+                let url = self.with_query(url, SERVICE_FABRIC_API_VERSION, resource);
+                let request = pinned_http.get(url.clone()).header("Secret", secret.expose());
+                let answer = send(request, &url).await?;
+                self.service_fabric_outcome(answer.status, &answer.body)
+            }
             Endpoint::AppService { url, header } => {
                 let url = self.with_query(url, APP_SERVICE_API_VERSION, resource);
-                let request =
-                    self.http.get(url.clone()).header("X-IDENTITY-HEADER", header.expose());
-                let (status, _, body) = send(request, &url).await?;
-                self.outcome(status, &body)
+                let request = self
+                    .http
+                    .get(url.clone())
+                    .header("X-IDENTITY-HEADER", header.expose())
+                    .header("Metadata", "true");
+                let answer = send(request, &url).await?;
+                self.outcome(answer.status, &answer.body)
+            }
+            Endpoint::AzureArc { url, key_directory } => {
+                let url = self.with_query(url, ARC_API_VERSION, resource);
+                self.request_arc(&url, key_directory).await
             }
             Endpoint::LegacyMsi { url, secret } => {
                 let url = self.with_query(url, LEGACY_MSI_API_VERSION, resource);
                 let request = self.http.get(url.clone()).header("secret", secret.expose());
-                let (status, _, body) = send(request, &url).await?;
-                self.outcome(status, &body)
+                let answer = send(request, &url).await?;
+                self.outcome(answer.status, &answer.body)
             }
             Endpoint::CloudShell { url } => {
-                let request = self
-                    .http
-                    .post(url.clone())
-                    .header("Metadata", "true")
-                    .form(&[("resource", resource)]);
-                let (status, _, body) = send(request, url).await?;
-                self.outcome(status, &body)
+                let mut form = vec![("resource", resource)];
+                // Reached only inside the default chain, which passes `AZURE_CLIENT_ID` on;
+                // azure-identity then adds it to the form.
+                if let ManagedIdentityId::ClientId(client_id) = &self.id {
+                    form.push(("client_id", client_id));
+                }
+                let request = self.http.post(url.clone()).header("Metadata", "true").form(&form);
+                let answer = send(request, url).await?;
+                self.outcome(answer.status, &answer.body)
             }
             Endpoint::Imds { token_url } => {
                 let url = self.with_query(token_url, IMDS_API_VERSION, resource);
@@ -439,7 +587,8 @@ impl Inner {
         }
     }
 
-    /// `url` with `api-version`, `resource` and the identity selector in the source's spelling.
+    /// `url` with `api-version`, `resource` and the identity selector in the source's spelling
+    /// (MSAL Python's).
     fn with_query(&self, url: &reqwest::Url, api_version: &str, resource: &str) -> reqwest::Url {
         let mut url = url.clone();
         let selector = match (&self.id, self.source) {
@@ -449,9 +598,10 @@ impl Inner {
             }
             (ManagedIdentityId::ClientId(id), _) => Some(("client_id", id)),
             (ManagedIdentityId::ObjectId(id), _) => Some(("object_id", id)),
-            (ManagedIdentityId::ResourceId(id), ManagedIdentitySource::Imds) => {
-                Some(("msi_res_id", id))
-            }
+            (
+                ManagedIdentityId::ResourceId(id),
+                ManagedIdentitySource::Imds | ManagedIdentitySource::AzureArc,
+            ) => Some(("msi_res_id", id)),
             (ManagedIdentityId::ResourceId(id), _) => Some(("mi_res_id", id)),
         };
         {
@@ -462,6 +612,57 @@ impl Inner {
             }
         }
         url
+    }
+
+    /// Azure Arc's challenge: a first request that must be answered `401` naming a key file,
+    /// then the same request with the file's contents (see `arc`).
+    async fn request_arc(
+        &self,
+        url: &reqwest::Url,
+        key_directory: &std::path::Path,
+    ) -> Result<AccessToken> {
+        let challenge = send(self.http.get(url.clone()).header("Metadata", "true"), url).await?;
+        if challenge.status != 401 {
+            // MSAL Python accepts nothing but the challenge here, not even a token.
+            if (200..300).contains(&challenge.status) {
+                return Err(Error::Http(format!(
+                    "the Azure Arc endpoint answered {} without the 401 challenge it must send first",
+                    challenge.status
+                )));
+            }
+            return Err(parse_error_response(challenge.status, &challenge.body));
+        }
+        let header = challenge.www_authenticate.ok_or_else(|| {
+            Error::Http("the Azure Arc endpoint answered 401 without WWW-Authenticate".to_owned())
+        })?;
+        let realm = arc::realm_path(&header)?;
+        let key = arc::read_key_file(realm, key_directory).await?;
+        let request = self
+            .http
+            .get(url.clone())
+            .header("Metadata", "true")
+            .header(reqwest::header::AUTHORIZATION, arc::authorization(&key)?);
+        let answer = send(request, url).await?;
+        let token = self.outcome(answer.status, &answer.body)?;
+        arc::check_identity_echo(&self.id, &answer.body)?;
+        Ok(token)
+    }
+
+    /// Service Fabric's answer, read as MSAL Python reads it: a token needs `expires_on` and
+    /// `token_type`; a refusal is `{"error": {"code", "message"}}`.
+    fn service_fabric_outcome(&self, status: u16, body: &[u8]) -> Result<AccessToken> {
+        if !(200..300).contains(&status) {
+            return Err(service_fabric::error_from_response(status, body));
+        }
+        let fields = serde_json::from_slice::<serde_json::Value>(body).unwrap_or_default();
+        for field in ["expires_on", "token_type"] {
+            if fields.get(field).is_none_or(serde_json::Value::is_null) {
+                return Err(Error::Http(format!(
+                    "the Service Fabric token response has no {field}"
+                )));
+            }
+        }
+        self.outcome(status, body)
     }
 
     async fn request_imds(&self, url: &reqwest::Url) -> Result<AccessToken> {
@@ -493,7 +694,7 @@ impl Inner {
         let mut delayed = Duration::ZERO;
         loop {
             let request = self.http.get(url.clone()).header("Metadata", "true");
-            let (status, retry_after, body) = send(request, url).await?;
+            let Answer { status, retry_after, body, .. } = send(request, url).await?;
             if is_retryable(status) && retries < self.retry.max_retries {
                 let delay = retry_delay(&self.retry, retries + 1, status, retry_after);
                 if delayed.saturating_add(delay) <= self.retry.total_delay_max {
@@ -538,11 +739,17 @@ impl Inner {
     }
 }
 
-/// Sends `request`; returns the status, the `Retry-After` delay (whole seconds only) and the body.
-async fn send(
-    request: reqwest::RequestBuilder,
-    url: &reqwest::Url,
-) -> Result<(u16, Option<Duration>, Vec<u8>)> {
+/// An endpoint's answer, read whole.
+struct Answer {
+    status: u16,
+    /// `Retry-After` in whole seconds, when given so.
+    retry_after: Option<Duration>,
+    www_authenticate: Option<String>,
+    body: Vec<u8>,
+}
+
+/// Sends `request` and reads the answer.
+async fn send(request: reqwest::RequestBuilder, url: &reqwest::Url) -> Result<Answer> {
     let response = request.send().await.map_err(|error| {
         Error::Http(format!(
             "{}: {}",
@@ -551,13 +758,14 @@ async fn send(
         ))
     })?;
     let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|value| value.to_str().ok())
+    let header = |name: reqwest::header::HeaderName| {
+        response.headers().get(name).and_then(|value| value.to_str().ok()).map(str::to_owned)
+    };
+    let retry_after = header(reqwest::header::RETRY_AFTER)
         .and_then(|value| value.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
-    Ok((status, retry_after, read_body(response).await?))
+    let www_authenticate = header(reqwest::header::WWW_AUTHENTICATE);
+    Ok(Answer { status, retry_after, www_authenticate, body: read_body(response).await? })
 }
 
 /// The URL without its query, for messages.
@@ -592,5 +800,7 @@ fn describe_error_body(body: &[u8]) -> String {
     }
 }
 
+mod arc;
+mod service_fabric;
 #[cfg(test)]
 mod tests;

@@ -10,9 +10,10 @@
 //! audience, issuer, subject, time window, `/.default` scope), records every request, and
 //! answers with Entra's error bodies and `AADSTS` codes.
 //!
-//! [`FakeManagedIdentity`] fakes the managed-identity endpoints (IMDS, App Service, the legacy
-//! endpoint, Cloud Shell) over plain HTTP on loopback, as the real ones are served. Tests point
-//! credentials at it explicitly, so no test ever sends a request to 169.254.169.254.
+//! [`FakeManagedIdentity`] fakes the managed-identity endpoints (IMDS, App Service, Azure Arc,
+//! the legacy endpoint, Cloud Shell) over plain HTTP on loopback, as the real ones are served,
+//! and Service Fabric's over HTTPS with a self-signed certificate. Tests point credentials at it
+//! explicitly, so no test ever sends a request to 169.254.169.254.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -256,14 +257,19 @@ impl Drop for FakeEntra {
 }
 
 fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
+    tls_acceptor_for(PKI.server_cert_der.clone(), PKI.server_key_der.clone())
+}
+
+/// A TLS acceptor presenting `cert_der` alone, with its PKCS#8 key.
+fn tls_acceptor_for(cert_der: Vec<u8>, key_pkcs8_der: Vec<u8>) -> tokio_rustls::TlsAcceptor {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
         .with_single_cert(
-            vec![PKI.server_cert_der.clone().into()],
-            rustls::pki_types::PrivatePkcs8KeyDer::from(PKI.server_key_der.clone()).into(),
+            vec![cert_der.into()],
+            rustls::pki_types::PrivatePkcs8KeyDer::from(key_pkcs8_der).into(),
         )
         .unwrap();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -490,18 +496,28 @@ fn entra_error(status: StatusCode, error: &str, description: &str) -> Answer {
     )
 }
 
-/// A running fake of the managed-identity endpoints, over plain HTTP on loopback as the real
-/// ones are: IMDS (`GET /metadata/identity/oauth2/token`, header `Metadata: true`), App Service
-/// (`GET /msi/token?api-version=2019-08-01`, header `X-IDENTITY-HEADER`), the legacy endpoint
-/// (`GET /msi/token?api-version=2017-09-01`, header `secret`) and Cloud Shell (`POST
-/// /cloudshell`, form `resource`, header `Metadata: true`). Stops when dropped.
+/// A running fake of the managed-identity endpoints on loopback. Over plain HTTP, as the real
+/// ones are: IMDS (`GET /metadata/identity/oauth2/token`, header `Metadata: true`), Azure Arc
+/// (the same path with api-version `2020-06-01` and the key-file challenge, see
+/// [`FakeManagedIdentity::arc_challenge`]), App Service (`GET /msi/token?api-version=2019-08-01`,
+/// header `X-IDENTITY-HEADER`), the legacy endpoint (`GET /msi/token?api-version=2017-09-01`,
+/// header `secret`) and Cloud Shell (`POST /cloudshell`, form `resource`, header
+/// `Metadata: true`). Over HTTPS with a self-signed certificate
+/// ([`FakeManagedIdentity::start_service_fabric`]): Service Fabric (`GET
+/// /metadata/identity/oauth2/token?api-version=2019-07-01-preview`, header `Secret`). Stops when
+/// dropped.
 ///
 /// It refuses a request without its source's header as the real endpoints do, records every
 /// request, answers scripted responses first (in order) and then tokens whose every field is a
-/// string, as IMDS writes them.
+/// string, as IMDS writes them (Service Fabric's `expires_on` is a number, as in its
+/// documentation), echoing the user-assigned selector as IMDS and newer Arc agents do.
 pub(crate) struct FakeManagedIdentity {
-    /// `http://127.0.0.1:{port}`.
+    /// `http://127.0.0.1:{port}`, or `https://...` for Service Fabric.
     pub(crate) base: String,
+    /// For Service Fabric: the SHA-1 thumbprint of the server certificate, lower-case hex.
+    pub(crate) thumbprint: Option<String>,
+    /// For Service Fabric: the server certificate (DER).
+    pub(crate) certificate_der: Option<Vec<u8>>,
     state: Arc<MiState>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -517,43 +533,116 @@ pub(crate) struct MiRequest {
     pub(crate) form: BTreeMap<String, String>,
 }
 
+type MiAnswer = (StatusCode, Vec<(&'static str, String)>, String);
+
 struct MiState {
     clock: Arc<FakeClock>,
     requests: Mutex<Vec<MiRequest>>,
-    scripted: Mutex<std::collections::VecDeque<(StatusCode, String)>>,
+    scripted: Mutex<std::collections::VecDeque<MiAnswer>>,
+    /// Azure Arc: the realm of the challenge and the key expected back.
+    arc: Mutex<Option<(String, String)>>,
     hold: Mutex<Option<Arc<Semaphore>>>,
     arrived: Notify,
 }
 
 impl FakeManagedIdentity {
-    /// The secret the App Service and legacy endpoints expect.
+    /// The secret the App Service, legacy and Service Fabric endpoints expect.
     pub(crate) const SECRET: &'static str = "fake-identity-header";
 
-    /// Starts the fake on `127.0.0.1:0`. Its own tokens live `86399` s.
+    /// Starts the plain-HTTP fake on `127.0.0.1:0`. Its own tokens live `86399` s.
     pub(crate) async fn start(clock: Arc<FakeClock>) -> FakeManagedIdentity {
         let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", tcp.local_addr().unwrap());
-        let state = Arc::new(MiState {
-            clock,
-            requests: Mutex::new(Vec::new()),
-            scripted: Mutex::new(std::collections::VecDeque::new()),
-            hold: Mutex::new(None),
-            arrived: Notify::new(),
-        });
-        let app = Router::new().fallback(managed_identity).with_state(state.clone());
+        let (state, app) = mi_app(clock);
         let server = tokio::spawn(async move {
             axum::serve(tcp, app).await.unwrap();
         });
-        FakeManagedIdentity { base, state, server }
+        FakeManagedIdentity { base, thumbprint: None, certificate_der: None, state, server }
+    }
+
+    /// Starts the fake over HTTPS on `127.0.0.1:0` with a fresh self-signed certificate for
+    /// `sf-cluster.invalid` (not for `127.0.0.1`: Service Fabric clients check the thumbprint
+    /// only), as a Service Fabric endpoint.
+    pub(crate) async fn start_service_fabric(clock: Arc<FakeClock>) -> FakeManagedIdentity {
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["sf-cluster.invalid".to_owned()]).unwrap();
+        let cert_der = certified.cert.der().to_vec();
+        let acceptor = tls_acceptor_for(cert_der.clone(), certified.signing_key.serialize_der());
+        Self::start_tls(clock, cert_der, acceptor).await
+    }
+
+    /// As [`FakeManagedIdentity::start_service_fabric`], but presenting `certificate_der`
+    /// (another server's) and signing the handshake with a key of its own: an impostor that
+    /// copied a certificate without its private key.
+    pub(crate) async fn start_service_fabric_impostor(
+        clock: Arc<FakeClock>,
+        certificate_der: Vec<u8>,
+    ) -> FakeManagedIdentity {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let own_key = KeyPair::generate().unwrap().serialize_der();
+        let signing_key = provider
+            .key_provider
+            .load_private_key(rustls::pki_types::PrivatePkcs8KeyDer::from(own_key).into())
+            .unwrap();
+        let certified =
+            rustls::sign::CertifiedKey::new(vec![certificate_der.clone().into()], signing_key);
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified)));
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        Self::start_tls(clock, certificate_der, acceptor).await
+    }
+
+    async fn start_tls(
+        clock: Arc<FakeClock>,
+        certificate_der: Vec<u8>,
+        acceptor: tokio_rustls::TlsAcceptor,
+    ) -> FakeManagedIdentity {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("https://{}", tcp.local_addr().unwrap());
+        let thumbprint =
+            hex(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, &certificate_der).as_ref());
+        let (state, app) = mi_app(clock);
+        let listener = TlsListener { tcp, acceptor };
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        FakeManagedIdentity {
+            base,
+            thumbprint: Some(thumbprint),
+            certificate_der: Some(certificate_der),
+            state,
+            server,
+        }
     }
 
     /// The next request is answered with `status` and `body` (after the ones scripted before).
     pub(crate) fn script(&self, status: u16, body: &str) {
-        self.state
-            .scripted
-            .lock()
-            .unwrap()
-            .push_back((StatusCode::from_u16(status).unwrap(), body.to_owned()));
+        self.script_with_headers(status, &[], body);
+    }
+
+    /// As [`FakeManagedIdentity::script`], with response headers.
+    pub(crate) fn script_with_headers(
+        &self,
+        status: u16,
+        headers: &[(&'static str, &str)],
+        body: &str,
+    ) {
+        self.state.scripted.lock().unwrap().push_back((
+            StatusCode::from_u16(status).unwrap(),
+            headers.iter().map(|(name, value)| (*name, (*value).to_owned())).collect(),
+            body.to_owned(),
+        ));
+    }
+
+    /// Azure Arc requests without `Authorization` are answered `401` with
+    /// `WWW-Authenticate: Basic realm={realm}`; with `Authorization: Basic {key}` they get a
+    /// token.
+    pub(crate) fn arc_challenge(&self, realm: &str, key: &str) {
+        *self.state.arc.lock().unwrap() = Some((realm.to_owned(), key.to_owned()));
     }
 
     pub(crate) fn requests(&self) -> Vec<MiRequest> {
@@ -583,10 +672,39 @@ impl Drop for FakeManagedIdentity {
     }
 }
 
+/// Lower-case hexadecimal.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn mi_app(clock: Arc<FakeClock>) -> (Arc<MiState>, Router) {
+    let state = Arc::new(MiState {
+        clock,
+        requests: Mutex::new(Vec::new()),
+        scripted: Mutex::new(std::collections::VecDeque::new()),
+        arc: Mutex::new(None),
+        hold: Mutex::new(None),
+        arrived: Notify::new(),
+    });
+    let app = Router::new().fallback(managed_identity).with_state(state.clone());
+    (state, app)
+}
+
 /// Pairs of an `application/x-www-form-urlencoded` text (a query or a form body).
 fn url_pairs(text: &str) -> BTreeMap<String, String> {
     let url = reqwest::Url::parse(&format!("http://fake/?{text}")).unwrap();
     url.query_pairs().map(|(name, value)| (name.into_owned(), value.into_owned())).collect()
+}
+
+/// Which protocol a request speaks, told apart by method, path and api-version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MiProtocol {
+    Imds,
+    Arc,
+    ServiceFabric,
+    AppService,
+    Legacy,
+    CloudShell,
 }
 
 async fn managed_identity(
@@ -595,7 +713,23 @@ async fn managed_identity(
     uri: axum::http::Uri,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
-) -> (StatusCode, String) {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (status, headers, body) = answer_mi(&state, method, uri, headers, body).await;
+    let mut response = (status, body).into_response();
+    for (name, value) in headers {
+        response.headers_mut().insert(name, value.parse().unwrap());
+    }
+    response
+}
+
+async fn answer_mi(
+    state: &MiState,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> MiAnswer {
     let request = MiRequest {
         method: method.to_string(),
         path: uri.path().to_owned(),
@@ -622,45 +756,83 @@ async fn managed_identity(
         return scripted;
     }
     let header = |name: &str| request.headers.get(name).map(String::as_str);
-    let api_version = request.query.get("api-version").map(String::as_str);
-    let (resource, authorized) = match (request.method.as_str(), request.path.as_str()) {
-        ("GET", "/metadata/identity/oauth2/token") => {
-            (request.query.get("resource"), header("metadata") == Some("true"))
+    let query = |name: &str| request.query.get(name).map(String::as_str);
+    let protocol = match (request.method.as_str(), request.path.as_str(), query("api-version")) {
+        ("GET", "/metadata/identity/oauth2/token", Some("2019-07-01-preview")) => {
+            MiProtocol::ServiceFabric
         }
-        ("GET", "/msi/token") if api_version == Some("2019-08-01") => (
-            request.query.get("resource"),
-            header("x-identity-header") == Some(FakeManagedIdentity::SECRET),
-        ),
-        ("GET", "/msi/token") if api_version == Some("2017-09-01") => {
-            (request.query.get("resource"), header("secret") == Some(FakeManagedIdentity::SECRET))
+        ("GET", "/metadata/identity/oauth2/token", Some("2020-06-01")) => MiProtocol::Arc,
+        ("GET", "/metadata/identity/oauth2/token", _) => MiProtocol::Imds,
+        ("GET", "/msi/token", Some("2019-08-01")) => MiProtocol::AppService,
+        ("GET", "/msi/token", Some("2017-09-01")) => MiProtocol::Legacy,
+        ("POST", "/cloudshell", _) => MiProtocol::CloudShell,
+        _ => return (StatusCode::NOT_FOUND, Vec::new(), r#"{"error":"not_found"}"#.to_owned()),
+    };
+    let authorized = match protocol {
+        MiProtocol::Imds | MiProtocol::CloudShell | MiProtocol::Arc => {
+            header("metadata") == Some("true")
         }
-        ("POST", "/cloudshell") => {
-            (request.form.get("resource"), header("metadata") == Some("true"))
-        }
-        _ => {
-            return (StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#.to_owned());
+        MiProtocol::AppService => header("x-identity-header") == Some(FakeManagedIdentity::SECRET),
+        MiProtocol::Legacy | MiProtocol::ServiceFabric => {
+            header("secret") == Some(FakeManagedIdentity::SECRET)
         }
     };
+    if !authorized && protocol == MiProtocol::ServiceFabric {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Vec::new(),
+            json!({"error": {"code": "SecretHeaderNotFound", "message": "Secret is not found in the request headers."}})
+                .to_string(),
+        );
+    }
     if !authorized {
         return (
             StatusCode::BAD_REQUEST,
+            Vec::new(),
             json!({"error": "bad_request_102", "error_description": "Required metadata header not specified"})
                 .to_string(),
         );
     }
+    if protocol == MiProtocol::Arc {
+        let Some((realm, key)) = state.arc.lock().unwrap().clone() else {
+            return (StatusCode::INTERNAL_SERVER_ERROR, Vec::new(), "no challenge set".to_owned());
+        };
+        if header("authorization") != Some(format!("Basic {key}").as_str()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                vec![("www-authenticate", format!("Basic realm={realm}"))],
+                String::new(),
+            );
+        }
+    }
+    let resource = match protocol {
+        MiProtocol::CloudShell => request.form.get("resource"),
+        _ => request.query.get("resource"),
+    };
     let Some(resource) = resource else {
         return (
             StatusCode::BAD_REQUEST,
+            Vec::new(),
             json!({"error": "invalid_request", "error_description": "resource is required"})
                 .to_string(),
         );
     };
     let now = state.clock.now_unix_secs();
     let expires_in: i64 = 86_399;
-    let body = json!({
-        "access_token": format!("mi-token-{number}"),
+    let access_token = format!("mi-token-{number}");
+    if protocol == MiProtocol::ServiceFabric {
+        let body = json!({
+            "token_type": "Bearer",
+            "access_token": access_token,
+            "expires_on": now + expires_in,
+            "resource": resource,
+        });
+        return (StatusCode::OK, Vec::new(), body.to_string());
+    }
+    let mut body = json!({
+        "access_token": access_token,
         "refresh_token": "",
-        "client_id": "00000000-0000-0000-0000-00000000c11e",
+        "client_id": query("client_id").unwrap_or("00000000-0000-0000-0000-00000000c11e"),
         "expires_in": expires_in.to_string(),
         "expires_on": (now + expires_in).to_string(),
         "ext_expires_in": expires_in.to_string(),
@@ -668,7 +840,12 @@ async fn managed_identity(
         "resource": resource,
         "token_type": "Bearer",
     });
-    (StatusCode::OK, body.to_string())
+    for selector in ["object_id", "msi_res_id"] {
+        if let Some(value) = query(selector) {
+            body[selector] = json!(value);
+        }
+    }
+    (StatusCode::OK, Vec::new(), body.to_string())
 }
 
 /// A loopback address where nothing listens: a port bound and released at once.

@@ -194,6 +194,45 @@ async fn azure_client_id_selects_the_managed_identity() {
 }
 
 #[tokio::test]
+async fn azure_client_id_does_not_break_the_chain_on_cloud_shell_or_service_fabric() {
+    // Goal: as in azure-identity, `AZURE_CLIENT_ID` (passed to the managed identity) neither
+    // keeps the chain from being built on Cloud Shell, which forwards it in its form, nor on
+    // Service Fabric, which refuses it only when asked for a token (and stops the chain).
+    let fake = FakeManagedIdentity::start(FakeClock::new()).await;
+    let env = Env::from_pairs([
+        ("MSI_ENDPOINT", format!("{}/cloudshell", fake.base)),
+        ("AZURE_CLIENT_ID", "c-123".to_owned()),
+    ]);
+    let credential = default_credential(&env, &closed_loopback_base().await).unwrap();
+    assert_eq!(get(&credential).await.unwrap().token.expose(), "mi-token-1");
+    assert_eq!(fake.requests()[0].form["client_id"], "c-123");
+
+    let service_fabric = FakeManagedIdentity::start_service_fabric(FakeClock::new()).await;
+    let env = Env::from_pairs([
+        ("IDENTITY_ENDPOINT", format!("{}/metadata/identity/oauth2/token", service_fabric.base)),
+        ("IDENTITY_HEADER", FakeManagedIdentity::SECRET.to_owned()),
+        ("IDENTITY_SERVER_THUMBPRINT", service_fabric.thumbprint.clone().unwrap()),
+        ("AZURE_CLIENT_ID", "c-123".to_owned()),
+    ]);
+    let credential = default_credential(&env, &closed_loopback_base().await).unwrap();
+    let error = get(&credential).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::InvalidConfig(m) if m.contains("cannot be selected on Service Fabric") && !m.contains("CliCredential")),
+        "{error:?}"
+    );
+    assert_eq!(service_fabric.request_count(), 0);
+
+    // Without AZURE_CLIENT_ID the chain gets Service Fabric's token.
+    let env = Env::from_pairs([
+        ("IDENTITY_ENDPOINT", format!("{}/metadata/identity/oauth2/token", service_fabric.base)),
+        ("IDENTITY_HEADER", FakeManagedIdentity::SECRET.to_owned()),
+        ("IDENTITY_SERVER_THUMBPRINT", service_fabric.thumbprint.clone().unwrap()),
+    ]);
+    let credential = default_credential(&env, &closed_loopback_base().await).unwrap();
+    assert_eq!(get(&credential).await.unwrap().token.expose(), "mi-token-1");
+}
+
+#[tokio::test]
 async fn environment_credential_failure_stops_the_chain() {
     let clock = FakeClock::new();
     let entra = FakeEntra::start(clock.clone()).await;

@@ -1,21 +1,24 @@
-//! Tests of [`ManagedIdentityCredential`] against [`FakeManagedIdentity`], a plain-HTTP fake of
-//! IMDS, App Service, the legacy endpoint and Cloud Shell on loopback.
+//! Tests of [`ManagedIdentityCredential`] against [`FakeManagedIdentity`], a fake of IMDS, App
+//! Service, Azure Arc, the legacy endpoint and Cloud Shell over plain HTTP, and of Service Fabric
+//! over HTTPS with a self-signed certificate, on loopback.
 //!
 //! Safety: no test may send a request to 169.254.169.254. Every credential here is built by
-//! [`credential`], which always injects a loopback IMDS base, and environments name loopback
-//! endpoints only.
+//! [`new_credential`] or [`credential_with`], which always inject a loopback IMDS base, and
+//! environments name loopback endpoints only. Detection is told that no Azure Arc agent is
+//! installed unless a test says otherwise, so the machine running the tests does not matter.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::FakeClock;
 use crate::env::Env;
 use crate::managed_identity::{
-    DEFAULT_IMDS_ENDPOINT, ImdsRetryOptions, ManagedIdentityCredential,
-    ManagedIdentityCredentialOptions, ManagedIdentityId, ManagedIdentitySource, detect_source,
-    imds_base, retry_delay,
+    Context, DEFAULT_ARC_KEY_DIRECTORY, DEFAULT_IMDS_ENDPOINT, ImdsRetryOptions,
+    ManagedIdentityCredential, ManagedIdentityCredentialOptions, ManagedIdentityId,
+    ManagedIdentitySource, detect_source, imds_base, retry_delay,
 };
-use crate::testing::{FakeManagedIdentity, closed_loopback_base};
+use crate::testing::{FakeManagedIdentity, PKI, closed_loopback_base, hex};
 use crate::{AccessToken, Error, TokenCredential, TokenRequestOptions};
 
 const VAULT: &str = "https://vault.azure.net/.default";
@@ -40,14 +43,26 @@ fn new_credential(
     probe_imds: bool,
     clock: &Arc<FakeClock>,
 ) -> Result<ManagedIdentityCredential, Error> {
-    assert!(imds.starts_with("http://127.0.0.1:"), "tests use loopback only: {imds}");
     let options = ManagedIdentityCredentialOptions {
         imds_endpoint: Some(imds.to_owned()),
         retry: fast_retry(),
         probe_imds,
         ..ManagedIdentityCredentialOptions::default()
     };
-    ManagedIdentityCredential::with_clock(env, id, &options, clock.clone())
+    credential_with(env, id, options, Context::default(), clock)
+}
+
+/// A credential built with `options` (whose IMDS base must be loopback) and `context`.
+fn credential_with(
+    env: &Env,
+    id: ManagedIdentityId,
+    options: ManagedIdentityCredentialOptions,
+    context: Context,
+    clock: &Arc<FakeClock>,
+) -> Result<ManagedIdentityCredential, Error> {
+    let imds = options.imds_endpoint.as_deref().expect("tests name the IMDS base");
+    assert!(imds.starts_with("http://127.0.0.1:"), "tests use loopback only: {imds}");
+    ManagedIdentityCredential::with_context(env, id, &options, clock.clone(), context)
 }
 
 async fn get(credential: &ManagedIdentityCredential, scope: &str) -> Result<AccessToken, Error> {
@@ -61,7 +76,8 @@ async fn setup() -> (FakeManagedIdentity, Arc<FakeClock>) {
 
 #[track_caller]
 fn check_source(pairs: &[(&str, &str)], expected: ManagedIdentitySource) {
-    assert_eq!(detect_source(&Env::from_pairs(pairs.iter().copied())), expected, "{pairs:?}");
+    let env = Env::from_pairs(pairs.iter().copied());
+    assert_eq!(detect_source(&env, false), expected, "{pairs:?}");
 }
 
 #[test]
@@ -84,6 +100,16 @@ fn source_detection_follows_the_sdk_order() {
     check_source(&[], Imds);
     // Empty values count as unset.
     check_source(&[("IDENTITY_ENDPOINT", ""), h, m], CloudShell);
+
+    // An installed Azure Arc agent comes after every variable and before IMDS.
+    let with_agent =
+        |pairs: &[(&str, &str)]| detect_source(&Env::from_pairs(pairs.iter().copied()), true);
+    assert_eq!(with_agent(&[]), AzureArc);
+    assert_eq!(with_agent(&[s]), AzureArc);
+    assert_eq!(with_agent(&[m]), CloudShell);
+    assert_eq!(with_agent(&[m, s]), LegacyMsi);
+    assert_eq!(with_agent(&[e, h]), AppService);
+    assert_eq!(with_agent(&[e, h, t]), ServiceFabric);
 }
 
 #[test]
@@ -168,8 +194,11 @@ async fn each_source_sends_its_selector_and_secret() {
     let requests = fake.requests();
     assert_eq!(requests[3].query["api-version"], "2019-08-01");
     assert_eq!(requests[3].headers["x-identity-header"], SECRET);
+    // MSAL Python adds it for Azure Automation; App Service ignores it.
+    assert_eq!(requests[3].headers["metadata"], "true");
     assert_eq!(requests[6].query["api-version"], "2017-09-01");
     assert_eq!(requests[6].headers["secret"], SECRET);
+    assert!(!requests[6].headers.contains_key("metadata"), "{:?}", requests[6]);
     assert!(requests.iter().all(|request| request.query.len() == 3), "{requests:?}");
 
     // System identity: no selector at all.
@@ -426,41 +455,6 @@ async fn probe_is_skipped_when_the_pod_identity_variable_names_the_endpoint() {
 }
 
 #[tokio::test]
-async fn unsupported_sources_are_unavailable_without_a_request() {
-    let (fake, clock) = setup().await;
-    let endpoint = format!("{}/msi/token", fake.base);
-    for (env, source, fragment) in [
-        (
-            Env::from_pairs([
-                ("IDENTITY_ENDPOINT", endpoint.as_str()),
-                ("IDENTITY_HEADER", SECRET),
-                ("IDENTITY_SERVER_THUMBPRINT", "0123"),
-            ]),
-            ManagedIdentitySource::ServiceFabric,
-            "Service Fabric",
-        ),
-        (
-            Env::from_pairs([
-                ("IDENTITY_ENDPOINT", endpoint.as_str()),
-                ("IMDS_ENDPOINT", fake.base.as_str()),
-            ]),
-            ManagedIdentitySource::AzureArc,
-            "Azure Arc",
-        ),
-    ] {
-        let credential =
-            new_credential(&env, ManagedIdentityId::System, &fake.base, true, &clock).unwrap();
-        assert_eq!(credential.source(), source);
-        let error = get(&credential, VAULT).await.unwrap_err();
-        assert!(
-            matches!(&error, Error::CredentialUnavailable(m) if m.contains(fragment) && m.contains("not supported")),
-            "{error:?}"
-        );
-    }
-    assert_eq!(fake.request_count(), 0);
-}
-
-#[tokio::test]
 async fn impossible_configurations_are_refused_at_construction() {
     let (fake, clock) = setup().await;
     let cloud_shell = Env::from_pairs([("MSI_ENDPOINT", format!("{}/cloudshell", fake.base))]);
@@ -473,6 +467,16 @@ async fn impossible_configurations_are_refused_at_construction() {
         ("IDENTITY_HEADER", "h"),
     ]);
     let wrong_scheme = Env::from_pairs([("MSI_ENDPOINT", "ftp://127.0.0.1/x")]);
+    let thumbprint = "0123456789abcdef0123456789abcdef01234567";
+    let service_fabric = |endpoint: &str, thumbprint: &str| {
+        Env::from_pairs([
+            ("IDENTITY_ENDPOINT", endpoint),
+            ("IDENTITY_HEADER", "h"),
+            ("IDENTITY_SERVER_THUMBPRINT", thumbprint),
+        ])
+    };
+    let arc_not_a_url =
+        Env::from_pairs([("IDENTITY_ENDPOINT", "localhost:40342"), ("IMDS_ENDPOINT", "x")]);
     for (env, id) in [
         (&cloud_shell, ManagedIdentityId::ClientId("c".into())),
         (&legacy, ManagedIdentityId::ObjectId("o".into())),
@@ -480,6 +484,11 @@ async fn impossible_configurations_are_refused_at_construction() {
         (&not_a_url, ManagedIdentityId::System),
         (&wrong_scheme, ManagedIdentityId::System),
         (&Env::default(), ManagedIdentityId::ClientId(" ".into())),
+        // MSAL Python: Service Fabric over https only, with a SHA-1 thumbprint.
+        (&service_fabric("http://127.0.0.1:2377/t", thumbprint), ManagedIdentityId::System),
+        (&service_fabric("https://127.0.0.1:2377/t", "not hex"), ManagedIdentityId::System),
+        (&service_fabric("https://127.0.0.1:2377/t", &thumbprint[1..]), ManagedIdentityId::System),
+        (&arc_not_a_url, ManagedIdentityId::System),
     ] {
         let error = new_credential(env, id.clone(), &fake.base, false, &clock).unwrap_err();
         assert!(matches!(error, Error::InvalidConfig(_)), "{env:?} {id:?}: {error:?}");
@@ -551,4 +560,463 @@ async fn debug_output_holds_no_secret_or_token() {
     assert!(!debug.contains(SECRET), "{debug}");
     assert!(!debug.contains("mi-token"), "{debug}");
     assert!(debug.contains("AppService"), "{debug}");
+}
+
+/// A fresh directory under the system's temporary directory.
+fn temp_dir(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// An Azure Arc test bed: the fake endpoint, a key directory holding one valid key file that the
+/// fake's challenge names, and the variables of an Arc machine.
+struct ArcBed {
+    fake: FakeManagedIdentity,
+    clock: Arc<FakeClock>,
+    key_directory: PathBuf,
+    key_file: PathBuf,
+    env: Env,
+}
+
+const ARC_KEY: &str = "arc-key-0123456789";
+
+async fn arc_bed() -> ArcBed {
+    let (fake, clock) = setup().await;
+    let key_directory = temp_dir("identity-arc-tokens");
+    let key_file = key_directory.join(format!("{}.key", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&key_file, ARC_KEY).unwrap();
+    fake.arc_challenge(key_file.to_str().unwrap(), ARC_KEY);
+    let env = Env::from_pairs([
+        ("IDENTITY_ENDPOINT", format!("{}/metadata/identity/oauth2/token", fake.base)),
+        ("IMDS_ENDPOINT", fake.base.clone()),
+    ]);
+    ArcBed { fake, clock, key_directory, key_file, env }
+}
+
+impl ArcBed {
+    fn credential(&self, id: ManagedIdentityId) -> ManagedIdentityCredential {
+        let options = ManagedIdentityCredentialOptions {
+            imds_endpoint: Some(self.fake.base.clone()),
+            arc_key_directory: self.key_directory.clone(),
+            ..ManagedIdentityCredentialOptions::default()
+        };
+        credential_with(&self.env, id, options, Context::default(), &self.clock).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn arc_answers_the_challenge_with_the_key_file() {
+    // Goal: the two requests of the Arc flow are exactly the SDKs'. Method: the fake answers the
+    // first with 401 naming the key file and accepts only `Basic <contents>` on the second.
+    let bed = arc_bed().await;
+    let credential = bed.credential(ManagedIdentityId::System);
+    assert_eq!(credential.source(), ManagedIdentitySource::AzureArc);
+
+    let token = get(&credential, VAULT).await.unwrap();
+
+    assert_eq!(token.token.expose(), "mi-token-2");
+    assert_eq!(token.expires_on, START + 86_399);
+    let requests = bed.fake.requests();
+    assert_eq!(requests.len(), 2);
+    for request in &requests {
+        assert_eq!(request.method, "GET");
+        assert_eq!(request.path, "/metadata/identity/oauth2/token");
+        let query: Vec<(&str, &str)> =
+            request.query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(query, [("api-version", "2020-06-01"), ("resource", "https://vault.azure.net")]);
+        assert_eq!(request.headers["metadata"], "true");
+    }
+    assert!(!requests[0].headers.contains_key("authorization"), "{:?}", requests[0]);
+    assert_eq!(requests[1].headers["authorization"], format!("Basic {ARC_KEY}"));
+
+    // The next resource goes through the challenge again (a key file is good for one request).
+    get(&credential, "https://storage.azure.com/.default").await.unwrap();
+    assert_eq!(bed.fake.request_count(), 4);
+}
+
+#[tokio::test]
+async fn arc_key_directory_defaults_to_the_linux_agent_s_and_the_agent_alone_selects_arc() {
+    assert_eq!(DEFAULT_ARC_KEY_DIRECTORY, "/var/opt/azcmagent/tokens");
+    assert_eq!(
+        ManagedIdentityCredentialOptions::default().arc_key_directory,
+        Path::new("/var/opt/azcmagent/tokens")
+    );
+    // With the agent installed and no variables, the SDKs' fixed endpoint is used (no request
+    // is sent here).
+    let clock = FakeClock::new();
+    let closed = closed_loopback_base().await;
+    let options = ManagedIdentityCredentialOptions {
+        imds_endpoint: Some(closed),
+        ..ManagedIdentityCredentialOptions::default()
+    };
+    let context = Context { arc_agent_installed: true, within_default_chain: false };
+    let credential =
+        credential_with(&Env::default(), ManagedIdentityId::System, options, context, &clock)
+            .unwrap();
+    assert_eq!(credential.source(), ManagedIdentitySource::AzureArc);
+    let debug = format!("{credential:?}");
+    assert!(debug.contains("\"http://localhost:40342/metadata/identity/oauth2/token\""), "{debug}");
+}
+
+#[tokio::test]
+async fn arc_refuses_key_files_it_must_not_read() {
+    // Goal: the credential reads only a `.key` file of at most 4096 bytes directly inside the
+    // key directory, whatever the endpoint names. Method: the fake's challenge names each bad
+    // path in turn; the credential must fail without a second request (so nothing was sent).
+    let bed = arc_bed().await;
+    let outside = temp_dir("identity-arc-outside");
+    let outside_key = outside.join("stolen.key");
+    std::fs::write(&outside_key, "not for you").unwrap();
+    let wrong_extension = bed.key_directory.join("token.txt");
+    std::fs::write(&wrong_extension, ARC_KEY).unwrap();
+    let too_large = bed.key_directory.join("large.key");
+    std::fs::write(&too_large, "k".repeat(4097)).unwrap();
+    let link = bed.key_directory.join("link.key");
+    std::os::unix::fs::symlink(&outside_key, &link).unwrap();
+    let sub_directory = bed.key_directory.join("sub");
+    std::fs::create_dir(&sub_directory).unwrap();
+    std::fs::write(sub_directory.join("nested.key"), ARC_KEY).unwrap();
+    let dot_dot = format!("{}/../{}/stolen.key", bed.key_directory.display(), {
+        outside.file_name().unwrap().to_str().unwrap()
+    });
+    let directory = bed.key_directory.display().to_string();
+
+    let cases: Vec<(String, &str)> = vec![
+        (outside_key.display().to_string(), "is not in"),
+        (dot_dot, "is not in"),
+        (sub_directory.join("nested.key").display().to_string(), "is not in"),
+        (format!("{}.key", uuid::Uuid::new_v4().simple()), "is not in"),
+        (wrong_extension.display().to_string(), "does not have the .key extension"),
+        (format!("{directory}/.key"), "does not have the .key extension"),
+        (too_large.display().to_string(), "is larger than 4096 bytes"),
+        (link.display().to_string(), "outside"),
+        (format!("{directory}/missing.key"), "does not exist"),
+    ];
+    let credential = bed.credential(ManagedIdentityId::System);
+    for (number, (realm, reason)) in cases.iter().enumerate() {
+        bed.fake.arc_challenge(realm, ARC_KEY);
+        let scope = format!("https://resource-{number}/.default");
+        let error = get(&credential, &scope).await.unwrap_err();
+        assert!(
+            matches!(&error, Error::Http(m) if m.contains(reason) && m.contains("key file")),
+            "{realm}: {error:?}"
+        );
+        let requests = bed.fake.requests();
+        assert_eq!(requests.len(), number + 1, "{realm}: a second request was sent");
+    }
+
+    // At the limit exactly, the key is read and sent.
+    let at_limit = bed.key_directory.join("limit.key");
+    let key = "k".repeat(4096);
+    std::fs::write(&at_limit, &key).unwrap();
+    bed.fake.arc_challenge(at_limit.to_str().unwrap(), &key);
+    get(&credential, VAULT).await.unwrap();
+    assert_eq!(bed.fake.requests().pop().unwrap().headers["authorization"], format!("Basic {key}"));
+}
+
+#[tokio::test]
+async fn arc_challenge_must_come_first_and_be_well_formed() {
+    let bed = arc_bed().await;
+    let credential = bed.credential(ManagedIdentityId::System);
+    let token_body = format!(
+        r#"{{"access_token":"a","expires_in":"3600","expires_on":"{}","token_type":"Bearer"}}"#,
+        START + 3600
+    );
+    // A token without the challenge is refused (MSAL Python), and so is any other answer.
+    bed.fake.script(200, &token_body);
+    let error = get(&credential, "https://a/.default").await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Http(m) if m.contains("without the 401 challenge")),
+        "{error:?}"
+    );
+    bed.fake.script(500, r#"{"error":"server_error","error_description":"busy"}"#);
+    let error = get(&credential, "https://b/.default").await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Authentication { status: Some(500), error, .. } if error == "server_error"),
+        "{error:?}"
+    );
+    // A 401 without a usable challenge.
+    bed.fake.script(401, "");
+    let error = get(&credential, "https://c/.default").await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Http(m) if m.contains("without WWW-Authenticate")),
+        "{error:?}"
+    );
+    let realm = bed.key_file.display().to_string();
+    for challenge in [format!("Bearer realm={realm}"), "Basic realm=".to_owned(), realm.clone()] {
+        bed.fake.script_with_headers(401, &[("www-authenticate", &challenge)], "");
+        let error = get(&credential, "https://d/.default").await.unwrap_err();
+        assert!(matches!(&error, Error::Http(m) if m.contains("not Basic realm")), "{error:?}");
+    }
+    // Case does not matter in the scheme and parameter name (MSAL Python).
+    bed.fake.script_with_headers(401, &[("www-authenticate", &format!("BASIC Realm={realm}"))], "");
+    get(&credential, "https://e/.default").await.unwrap();
+    assert_eq!(bed.fake.request_count(), 8);
+}
+
+#[tokio::test]
+async fn arc_user_assigned_identity_is_sent_and_must_be_echoed() {
+    // Goal: as azure-identity 1.27, MSAL Python and MSAL Node: the selector is sent with the
+    // IMDS spelling and a token that does not name the requested identity is refused.
+    let bed = arc_bed().await;
+    for (id, name, value) in [
+        (ManagedIdentityId::ClientId("C1".into()), "client_id", "C1"),
+        (ManagedIdentityId::ObjectId("o1".into()), "object_id", "o1"),
+        (ManagedIdentityId::ResourceId("/r/1".into()), "msi_res_id", "/r/1"),
+    ] {
+        let credential = bed.credential(id.clone());
+        get(&credential, VAULT).await.unwrap_or_else(|error| panic!("{id:?}: {error}"));
+        let requests = bed.fake.requests();
+        for request in &requests[requests.len() - 2..] {
+            assert_eq!(request.query.get(name).map(String::as_str), Some(value), "{id:?}");
+            assert_eq!(request.query.len(), 3, "{id:?}");
+        }
+    }
+
+    // An older agent ignores the selector: its token names the system identity, or nobody.
+    let credential = bed.credential(ManagedIdentityId::ClientId("c2".into()));
+    for echo in [r#""client_id":"00000000-0000-0000-0000-00000000c11e","#, ""] {
+        let realm = bed.key_file.display().to_string();
+        bed.fake.script_with_headers(
+            401,
+            &[("www-authenticate", &format!("Basic realm={realm}"))],
+            "",
+        );
+        bed.fake.script(
+            200,
+            &format!(
+                r#"{{{echo}"access_token":"system","expires_in":"3600","expires_on":"{}","token_type":"Bearer"}}"#,
+                START + 3600
+            ),
+        );
+        let error = get(&credential, VAULT).await.unwrap_err();
+        assert!(
+            matches!(&error, Error::Http(m) if m.contains("did not confirm the requested user-assigned identity")),
+            "{echo}: {error:?}"
+        );
+    }
+    // The echo is compared without regard to case.
+    let credential = bed.credential(ManagedIdentityId::ClientId("c2".into()));
+    let realm = bed.key_file.display().to_string();
+    bed.fake.script_with_headers(401, &[("www-authenticate", &format!("Basic realm={realm}"))], "");
+    bed.fake.script(
+        200,
+        &format!(
+            r#"{{"client_id":"C2","access_token":"ok","expires_in":"3600","expires_on":"{}"}}"#,
+            START + 3600
+        ),
+    );
+    assert_eq!(get(&credential, VAULT).await.unwrap().token.expose(), "ok");
+}
+
+/// The variables of a Service Fabric application whose endpoint is `fake`'s.
+fn service_fabric_env(fake: &FakeManagedIdentity, header: &str, thumbprint: &str) -> Env {
+    Env::from_pairs([
+        ("IDENTITY_ENDPOINT", format!("{}/metadata/identity/oauth2/token", fake.base)),
+        ("IDENTITY_HEADER", header.to_owned()),
+        ("IDENTITY_SERVER_THUMBPRINT", thumbprint.to_owned()),
+    ])
+}
+
+async fn service_fabric_setup()
+-> (FakeManagedIdentity, Arc<FakeClock>, ManagedIdentityCredentialOptions) {
+    let clock = FakeClock::new();
+    let fake = FakeManagedIdentity::start_service_fabric(clock.clone()).await;
+    let imds = closed_loopback_base().await;
+    let options = ManagedIdentityCredentialOptions {
+        imds_endpoint: Some(imds),
+        ..ManagedIdentityCredentialOptions::default()
+    };
+    (fake, clock, options)
+}
+
+#[tokio::test]
+async fn service_fabric_pins_the_thumbprint_and_sends_the_secret() {
+    // Goal: the request is MSAL Python's, over TLS trusted only by the thumbprint. Method: the
+    // fake serves a self-signed certificate for another host name; the thumbprint is given in
+    // upper case with colons, which MSAL Python accepts.
+    let (fake, clock, options) = service_fabric_setup().await;
+    let thumbprint = fake.thumbprint.clone().unwrap();
+    let spelled = thumbprint
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| std::str::from_utf8(pair).unwrap().to_ascii_uppercase())
+        .collect::<Vec<_>>()
+        .join(":");
+    let env = service_fabric_env(&fake, SECRET, &spelled);
+    let credential =
+        credential_with(&env, ManagedIdentityId::System, options, Context::default(), &clock)
+            .unwrap();
+    assert_eq!(credential.source(), ManagedIdentitySource::ServiceFabric);
+
+    let token = get(&credential, VAULT).await.unwrap();
+
+    assert_eq!(token.token.expose(), "mi-token-1");
+    // `expires_on` arrives as a number here.
+    assert_eq!(token.expires_on, START + 86_399);
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].method, "GET");
+    assert_eq!(requests[0].path, "/metadata/identity/oauth2/token");
+    let query: Vec<(&str, &str)> =
+        requests[0].query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(
+        query,
+        [("api-version", "2019-07-01-preview"), ("resource", "https://vault.azure.net")]
+    );
+    assert_eq!(requests[0].headers["secret"], SECRET);
+    assert!(!requests[0].headers.contains_key("metadata"), "{:?}", requests[0]);
+
+    // `expires_on` as a string works too.
+    fake.script(
+        200,
+        &format!(
+            r#"{{"token_type":"Bearer","access_token":"s","expires_on":"{}","resource":"https://b"}}"#,
+            START + 600
+        ),
+    );
+    assert_eq!(get(&credential, "https://b/.default").await.unwrap().expires_on, START + 600);
+}
+
+#[tokio::test]
+async fn service_fabric_refuses_a_server_with_another_certificate() {
+    // Goal: neither another self-signed certificate nor one a trusted CA issued passes; the
+    // secret is never sent. Method: the thumbprint names a different certificate (the test
+    // CA's); the fake must not receive any request.
+    let (fake, clock, options) = service_fabric_setup().await;
+    let other =
+        hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, &PKI.ca_der)
+            .as_ref());
+    assert_ne!(Some(&other), fake.thumbprint.as_ref());
+    let env = service_fabric_env(&fake, SECRET, &other);
+    let credential =
+        credential_with(&env, ManagedIdentityId::System, options, Context::default(), &clock)
+            .unwrap();
+    let error = get(&credential, VAULT).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::Http(m) if m.contains("not the one in IDENTITY_SERVER_THUMBPRINT")),
+        "{error:?}"
+    );
+    assert_eq!(fake.request_count(), 0);
+}
+
+#[tokio::test]
+async fn service_fabric_refuses_a_copied_certificate_without_its_key() {
+    // Goal: pinning checks the handshake signature too, so presenting the pinned certificate is
+    // not enough. Method: an impostor serves the real endpoint's certificate but signs with a
+    // key of its own.
+    let (real, clock, options) = service_fabric_setup().await;
+    let impostor = FakeManagedIdentity::start_service_fabric_impostor(
+        clock.clone(),
+        real.certificate_der.clone().unwrap(),
+    )
+    .await;
+    assert_eq!(impostor.thumbprint, real.thumbprint);
+    let env = service_fabric_env(&impostor, SECRET, real.thumbprint.as_deref().unwrap());
+    let credential =
+        credential_with(&env, ManagedIdentityId::System, options, Context::default(), &clock)
+            .unwrap();
+    let error = get(&credential, VAULT).await.unwrap_err();
+    assert!(matches!(&error, Error::Http(m) if m.contains("BadSignature")), "{error:?}");
+    assert_eq!(impostor.request_count(), 0);
+}
+
+#[tokio::test]
+async fn service_fabric_refuses_user_assigned_identities_at_the_request() {
+    // As azure-identity 1.27: the identity is the cluster's choice. Refused when a token is
+    // asked for, not when the credential is built, so a default chain still builds.
+    let (fake, clock, options) = service_fabric_setup().await;
+    let env = service_fabric_env(&fake, SECRET, fake.thumbprint.as_deref().unwrap());
+    for id in [
+        ManagedIdentityId::ClientId("c".into()),
+        ManagedIdentityId::ObjectId("o".into()),
+        ManagedIdentityId::ResourceId("/r".into()),
+    ] {
+        let credential =
+            credential_with(&env, id.clone(), options.clone(), Context::default(), &clock).unwrap();
+        let error = get(&credential, VAULT).await.unwrap_err();
+        assert!(
+            matches!(&error, Error::InvalidConfig(m) if m.contains("cannot be selected on Service Fabric")),
+            "{id:?}: {error:?}"
+        );
+    }
+    assert_eq!(fake.request_count(), 0);
+}
+
+#[tokio::test]
+async fn service_fabric_errors_and_incomplete_tokens() {
+    let (fake, clock, options) = service_fabric_setup().await;
+    let thumbprint = fake.thumbprint.clone().unwrap();
+    // A wrong secret: the fake answers as Service Fabric does, mapped as MSAL Python maps it.
+    let env = service_fabric_env(&fake, "wrong", &thumbprint);
+    let credential = credential_with(
+        &env,
+        ManagedIdentityId::System,
+        options.clone(),
+        Context::default(),
+        &clock,
+    )
+    .unwrap();
+    let error = get(&credential, VAULT).await.unwrap_err();
+    assert_eq!(
+        error,
+        Error::Authentication {
+            status: Some(401),
+            error: "unauthorized_client".to_owned(),
+            description: "SecretHeaderNotFound: Secret is not found in the request headers."
+                .to_owned(),
+        }
+    );
+    // MSAL Python needs `expires_on` and `token_type`.
+    let env = service_fabric_env(&fake, SECRET, &thumbprint);
+    let credential =
+        credential_with(&env, ManagedIdentityId::System, options, Context::default(), &clock)
+            .unwrap();
+    for (scope, body, missing) in [
+        (
+            "https://a/.default",
+            r#"{"access_token":"a","expires_in":3600,"token_type":"Bearer"}"#,
+            "expires_on",
+        ),
+        ("https://b/.default", r#"{"access_token":"a","expires_on":1999999999}"#, "token_type"),
+    ] {
+        fake.script(200, body);
+        let error = get(&credential, scope).await.unwrap_err();
+        assert!(
+            matches!(&error, Error::Http(m) if m.contains(&format!("has no {missing}"))),
+            "{body}: {error:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn cloud_shell_inside_the_default_chain_passes_the_client_id_on() {
+    // azure-identity skips Cloud Shell's refusal of a client id inside DefaultAzureCredential
+    // and puts it in the form.
+    let (fake, clock) = setup().await;
+    let env = Env::from_pairs([("MSI_ENDPOINT", format!("{}/cloudshell", fake.base))]);
+    let options = ManagedIdentityCredentialOptions {
+        imds_endpoint: Some(fake.base.clone()),
+        ..ManagedIdentityCredentialOptions::default()
+    };
+    let context = Context { arc_agent_installed: false, within_default_chain: true };
+    let credential = credential_with(
+        &env,
+        ManagedIdentityId::ClientId("c1".into()),
+        options.clone(),
+        context,
+        &clock,
+    )
+    .unwrap();
+    get(&credential, VAULT).await.unwrap();
+    let request = fake.requests().pop().unwrap();
+    assert_eq!(request.form["resource"], "https://vault.azure.net");
+    assert_eq!(request.form["client_id"], "c1");
+    assert_eq!(request.form.len(), 2);
+    // Other selectors stay refused: the default chain passes a client id only.
+    let error =
+        credential_with(&env, ManagedIdentityId::ObjectId("o".into()), options, context, &clock)
+            .unwrap_err();
+    assert!(matches!(error, Error::InvalidConfig(_)), "{error:?}");
 }
