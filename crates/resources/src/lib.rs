@@ -11,6 +11,7 @@
 pub mod activity;
 pub mod identity;
 pub mod plan;
+pub mod template;
 pub mod types;
 
 pub use crate::plan::{Plan, Planner};
