@@ -41,7 +41,10 @@ pub const COPY_COUNT_MAX: i64 = 800;
 pub const RESOURCES_PER_DEPLOYMENT_MAX: usize = 800;
 /// Deepest nesting of function calls, variables and parameters evaluation follows before giving
 /// up, so that a hostile template cannot exhaust the stack.
-pub const EVALUATION_DEPTH_MAX: usize = 64;
+pub const EVALUATION_DEPTH_MAX: usize = 128;
+/// Most nodes and expressions one evaluation (a parameter, a variable, a resource's body, an
+/// output) may visit, so that nested loops cannot make a small template explode.
+pub const EVALUATION_STEPS_MAX: usize = 1_000_000;
 /// Longest string a function may build (ARM's template literal limit).
 pub const STRING_CHARS_MAX: usize = 131_072;
 

@@ -2,6 +2,9 @@
 //! `variables`, `copyIndex`, `reference`, `resourceId`, `resourceGroup()`...), property copy
 //! loops inside objects, and the evaluation of a prepared resource's body and of the outputs.
 
+use std::cell::Cell;
+use std::rc::Rc;
+
 use domain::ResourceId;
 use serde_json::{Map, Value};
 
@@ -9,8 +12,8 @@ use crate::template::expression::Expr;
 use crate::template::functions::{self, Args};
 use crate::template::node::{Key, Node, OutputValue, join_path, token_name};
 use crate::template::{
-    COPY_COUNT_MAX, DeploymentContext, EVALUATION_DEPTH_MAX, ErrorCode, Prepared,
-    ReferenceResolver, ResourceRequest, Template, TemplateError, hash, ids,
+    COPY_COUNT_MAX, DeploymentContext, EVALUATION_DEPTH_MAX, EVALUATION_STEPS_MAX, ErrorCode,
+    Prepared, ReferenceResolver, ResourceRequest, Template, TemplateError, hash, ids,
 };
 
 /// One iteration of a `copy` loop in effect.
@@ -77,6 +80,8 @@ pub(crate) struct Scope<'a> {
     pub parameter: Option<&'a str>,
     /// How deep evaluation already is (variables evaluating variables).
     pub depth: usize,
+    /// Steps taken so far by this evaluation, shared by the scopes its loops derive.
+    steps: Rc<Cell<usize>>,
 }
 
 /// Functions the engine knows (lower case); `list*` functions are known but unsupported.
@@ -199,7 +204,28 @@ fn not_expected(function: &str, detail: &str) -> Fault {
 
 impl<'a> Scope<'a> {
     pub(crate) fn new(env: &'a dyn Env, site: Site, loops: Vec<Loop>) -> Scope<'a> {
-        Scope { env, site, loops, resolver: None, preview: false, parameter: None, depth: 0 }
+        Scope {
+            env,
+            site,
+            loops,
+            resolver: None,
+            preview: false,
+            parameter: None,
+            depth: 0,
+            steps: Rc::new(Cell::new(0)),
+        }
+    }
+
+    /// Counts one step against [`EVALUATION_STEPS_MAX`].
+    fn step(&self) -> Result<(), Fault> {
+        let steps = self.steps.get() + 1;
+        self.steps.set(steps);
+        if steps > EVALUATION_STEPS_MAX {
+            return Err(Fault::invalid(format!(
+                "The template takes more than {EVALUATION_STEPS_MAX} steps to evaluate; reduce its loops."
+            )));
+        }
+        Ok(())
     }
 
     fn with_loop(&self, name: &str, index: i64) -> Scope<'a> {
@@ -211,6 +237,7 @@ impl<'a> Scope<'a> {
 
 /// Evaluates a node; `path` locates it in the template.
 pub(crate) fn node(node: &Node, scope: &Scope, path: &str) -> Result<Value, Located> {
+    scope.step().map_err(|fault| Located { fault, path: path.to_owned() })?;
     match node {
         Node::Value(value) => Ok(value.clone()),
         Node::Expression { source, expr } => match expression(expr, scope, scope.depth) {
@@ -337,6 +364,7 @@ pub(crate) fn copy_count(value: &Value) -> Result<i64, String> {
 
 /// Evaluates an expression.
 pub(crate) fn expression(expr: &Expr, scope: &Scope, depth: usize) -> Result<Value, Fault> {
+    scope.step()?;
     if depth > EVALUATION_DEPTH_MAX {
         return Err(Fault::invalid(format!(
             "The template expression nests deeper than the limit of {EVALUATION_DEPTH_MAX} levels."

@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use crate::template::EVALUATION_DEPTH_MAX;
+
 /// A parsed expression.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Expr {
@@ -53,7 +55,7 @@ pub(crate) fn classify(text: &str) -> Classified<'_> {
 /// Parses the text of an expression (without its outer brackets).
 pub(crate) fn parse(text: &str) -> Result<Expr, String> {
     let tokens = lex(text)?;
-    let mut parser = Parser { text, tokens, position: 0 };
+    let mut parser = Parser { text, tokens, position: 0, depth: 0 };
     let expr = parser.expression()?;
     parser.expect(&Token::End)?;
     Ok(expr)
@@ -193,6 +195,8 @@ struct Parser<'a> {
     text: &'a str,
     tokens: Vec<Token>,
     position: usize,
+    /// How many expressions enclose the one being parsed.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -225,6 +229,19 @@ impl Parser<'_> {
     }
 
     fn expression(&mut self) -> Result<Expr, String> {
+        if self.depth >= EVALUATION_DEPTH_MAX {
+            return Err(format!(
+                "Unable to parse language expression '{}': it nests deeper than the limit of {EVALUATION_DEPTH_MAX} levels.",
+                self.text
+            ));
+        }
+        self.depth += 1;
+        let expr = self.expression_within();
+        self.depth -= 1;
+        expr
+    }
+
+    fn expression_within(&mut self) -> Result<Expr, String> {
         let mut expr = match self.next() {
             Token::String(value) => Expr::String(value),
             Token::Integer(value) => Expr::Integer(value),

@@ -201,11 +201,21 @@ impl Args<'_> {
 
 fn limit(text: String, args: &Args) -> Result<Value, String> {
     if text.chars().count() > STRING_CHARS_MAX {
-        return Err(args.fail(&format!(
-            "the resulting string is longer than the limit of {STRING_CHARS_MAX} characters."
-        )));
+        return Err(too_long(args));
     }
     Ok(Value::String(text))
+}
+
+fn too_long(args: &Args) -> String {
+    args.fail(&format!(
+        "the resulting string is longer than the limit of {STRING_CHARS_MAX} characters."
+    ))
+}
+
+/// Refuses, before building it, a string that would take more than `bytes` bytes beyond what
+/// [`STRING_CHARS_MAX`] characters can.
+fn check_size(args: &Args, bytes: usize) -> Result<(), String> {
+    if bytes > STRING_CHARS_MAX * 4 { Err(too_long(args)) } else { Ok(()) }
 }
 
 fn concat(args: Args) -> Result<Value, String> {
@@ -223,8 +233,9 @@ fn concat(args: Args) -> Result<Value, String> {
     if let Some(index) = args.values.iter().position(Value::is_object) {
         return Err(args.wrong_type(index, "String"));
     }
-    let text: String = args.values.iter().map(to_text).collect();
-    limit(text, &args)
+    let parts: Vec<String> = args.values.iter().map(to_text).collect();
+    check_size(&args, parts.iter().map(String::len).sum())?;
+    limit(parts.concat(), &args)
 }
 
 fn format(args: Args) -> Result<Value, String> {
@@ -264,6 +275,7 @@ fn format(args: Args) -> Result<Value, String> {
                 })?;
                 let text = format_item(value, spec).ok_or_else(invalid)?;
                 let width = alignment.map_or(0, |width| width.unsigned_abs() as usize);
+                check_size(&args, out.len() + text.len() + width)?;
                 let padding = width.saturating_sub(text.chars().count());
                 match alignment {
                     Some(width) if width < 0 => {
@@ -545,6 +557,7 @@ fn replace(args: Args) -> Result<Value, String> {
     if old.is_empty() {
         return Err(args.fail("the string to replace cannot be empty."));
     }
+    check_size(&args, text.len() + text.matches(old).count() * new.len())?;
     limit(text.replace(old, new), &args)
 }
 
@@ -689,6 +702,7 @@ fn join(args: Args) -> Result<Value, String> {
             other => Ok(to_text(other)),
         })
         .collect::<Result<Vec<_>, _>>()?;
+    check_size(&args, parts.iter().map(|part| part.len() + delimiter.len()).sum())?;
     limit(parts.join(delimiter), &args)
 }
 

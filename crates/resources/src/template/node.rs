@@ -229,9 +229,13 @@ pub(crate) fn compile(value: &Value, path: &str) -> Result<Node, (String, String
                 };
                 entries.push((key, compile(item, &child_path)?));
             }
-            let literal = entries.iter().all(|(key, node)| {
-                matches!(key, Key::Literal(_)) && matches!(node, Node::Value(_))
-            });
+            // An object with a property `copy` loop stays a node so that evaluation expands it.
+            let has_copy =
+                map.iter().any(|(key, item)| key.eq_ignore_ascii_case("copy") && item.is_array());
+            let literal = !has_copy
+                && entries.iter().all(|(key, node)| {
+                    matches!(key, Key::Literal(_)) && matches!(node, Node::Value(_))
+                });
             if literal {
                 let mut out = Map::new();
                 for (key, node) in entries {

@@ -1925,3 +1925,96 @@ fn template_hash_is_stable() {
     );
     assert_eq!(template.content_version(), Some("1.0.0.0"));
 }
+
+// Limits.
+
+#[test]
+fn deep_expressions_are_refused_not_overflowed() {
+    // Goal: nesting is bounded before the stack is. Method: parse nesting just under and just
+    // over the limit, and evaluate a chain of variables that each add nesting.
+    let nested = |depth: usize| format!("{}'x'{}", "concat(".repeat(depth), ")".repeat(depth));
+    check_expr(&format!("[{}]", nested(127)), expect![[r#""x""#]]);
+    let error = expression::parse(&nested(200)).unwrap_err();
+    assert!(error.ends_with("it nests deeper than the limit of 128 levels."), "{error}");
+    let mut variables = Map::new();
+    for index in 0..100 {
+        variables
+            .insert(format!("v{index}"), json!(format!("[concat(variables('v{}'))]", index + 1)));
+    }
+    variables.insert("v100".to_owned(), json!("end"));
+    let template = json!({"variables": variables, "resources": []}).to_string();
+    check_prepare(
+        &template,
+        Value::Null,
+        expect![[r#"
+        error InvalidTemplate: Deployment template validation failed: 'The template variable 'v42' is not valid: The template expression nests deeper than the limit of 128 levels.'.
+          at: variables.v42"#]],
+    );
+}
+
+#[test]
+fn nested_loops_are_bounded() {
+    check_deploy(
+        r#"{"resources": [{"type": "Microsoft.Web/sites", "apiVersion": "2022-03-01", "name": "app",
+            "properties": {"copy": [{"name": "a", "count": 800, "input": {"copy": [{"name": "b", "count": 800,
+                "input": {"copy": [{"name": "c", "count": 800, "input": "[copyIndex('c')]"}]}}]}}]}}]}"#,
+        Value::Null,
+        expect![[r#"
+            error InvalidTemplate: Unable to process template language expressions for resource '/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.Web/sites/app' at 'resources[0].properties.copy[0].input.copy[0].input.copy[0].input'. 'The template takes more than 1000000 steps to evaluate; reduce its loops.'
+              at: resources[0].properties.copy[0].input.copy[0].input.copy[0].input"#]],
+    );
+}
+
+#[test]
+fn literal_property_loops_expand() {
+    check_deploy(
+        r#"{"resources": [{"type": "Microsoft.Web/sites", "apiVersion": "2022-03-01", "name": "app",
+            "properties": {"ports": {"copy": [{"name": "list", "count": 2, "input": {"open": true}}]}}}]}"#,
+        Value::Null,
+        expect![[r#"
+            PUT /subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.Web/sites/app (Microsoft.Web/sites @ 2022-03-01)
+            {
+              "properties": {
+                "ports": {
+                  "list": [
+                    {
+                      "open": true
+                    },
+                    {
+                      "open": true
+                    }
+                  ]
+                }
+              }
+            }
+            outputs {}"#]],
+    );
+}
+
+#[test]
+fn huge_strings_are_refused_before_they_are_built() {
+    check_expr(
+        "[format('{0,2000000000}', 'a')]",
+        expect![
+            "error InvalidTemplate: Unable to evaluate template language function 'format': the resulting string is longer than the limit of 131072 characters. Please see https://aka.ms/arm-functions for usage details."
+        ],
+    );
+    check_expr(
+        "[replace(padLeft('', 100000, 'a'), 'a', padLeft('', 100000, 'b'))]",
+        expect![
+            "error InvalidTemplate: Unable to evaluate template language function 'replace': the resulting string is longer than the limit of 131072 characters. Please see https://aka.ms/arm-functions for usage details."
+        ],
+    );
+}
+
+#[test]
+fn user_defined_functions_are_not_supported() {
+    check_prepare(
+        r#"{"functions": [{"namespace": "contoso", "members": {"name": {"parameters": [], "output": {"type": "string", "value": "x"}}}}],
+            "resources": [], "outputs": {"o": {"type": "string", "value": "[contoso.name()]"}}}"#,
+        Value::Null,
+        expect![[r#"
+            error InvalidTemplate: Deployment template validation failed: 'The template output 'o' is not valid: The template function 'contoso.name' is not valid. Please see https://aka.ms/arm-functions for usage details.'.
+              at: outputs.o.value"#]],
+    );
+}
