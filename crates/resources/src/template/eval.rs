@@ -788,6 +788,19 @@ pub(crate) fn evaluate_resource(
                 ),
             }
         })?;
+        let value = match (&definition.inner_template, value) {
+            (Some((position, template)), Value::Object(properties))
+                if key.eq_ignore_ascii_case("properties") =>
+            {
+                let mut entries: Vec<(String, Value)> = properties.into_iter().collect();
+                entries.insert(
+                    (*position).min(entries.len()),
+                    ("template".to_owned(), template.clone()),
+                );
+                Value::Object(entries.into_iter().collect())
+            }
+            (_, value) => value,
+        };
         body.insert(key.clone(), value);
     }
     Ok(ResourceRequest {

@@ -87,6 +87,10 @@ pub(crate) struct ResourceDefinition {
     pub body: Vec<(String, Node)>,
     /// The `name` as written, for messages.
     pub display_name: String,
+    /// For a nested deployment with `expressionEvaluationOptions.scope` `inner`: the position
+    /// of `template` among `properties` and the template itself, passed on unevaluated because
+    /// its expressions belong to the nested deployment.
+    pub inner_template: Option<(usize, Value)>,
 }
 
 #[derive(Debug, Clone)]
@@ -578,12 +582,21 @@ fn parse_resource(
             ));
         }
     };
+    let inner_template = inner_template(map);
     let mut body = Vec::new();
     for (key, item) in map {
         if RESOURCE_TEMPLATE_KEYS.iter().any(|reserved| reserved.eq_ignore_ascii_case(key)) {
             continue;
         }
-        body.push((key.clone(), compile(item, &join_path(path, key)).map_err(wrap)?));
+        let node = match (&inner_template, item) {
+            (Some(_), Value::Object(properties)) if key.eq_ignore_ascii_case("properties") => {
+                let mut rest = properties.clone();
+                rest.retain(|name, _| !name.eq_ignore_ascii_case("template"));
+                compile(&Value::Object(rest), &join_path(path, key))
+            }
+            _ => compile(item, &join_path(path, key)),
+        };
+        body.push((key.clone(), node.map_err(wrap)?));
     }
     let index = out.len();
     out.push(ResourceDefinition {
@@ -598,6 +611,7 @@ fn parse_resource(
         scope: optional("scope")?,
         body,
         display_name: display_name.clone(),
+        inner_template,
     });
     match get(map, "resources") {
         None | Some(Value::Null) => {}
@@ -616,6 +630,28 @@ fn parse_resource(
         }
     }
     Ok(())
+}
+
+/// The `template` of a nested deployment whose expressions it evaluates itself (`inner` scope),
+/// with its position among `properties`.
+fn inner_template(resource: &Map<String, Value>) -> Option<(usize, Value)> {
+    let is_deployment = get(resource, "type")
+        .and_then(Value::as_str)
+        .is_some_and(|kind| kind.eq_ignore_ascii_case("Microsoft.Resources/deployments"));
+    let properties = get(resource, "properties")?.as_object()?;
+    let inner = get(properties, "expressionEvaluationOptions")
+        .and_then(Value::as_object)
+        .and_then(|options| get(options, "scope"))
+        .and_then(Value::as_str)
+        .is_some_and(|scope| scope.eq_ignore_ascii_case("inner"));
+    if !(is_deployment && inner) {
+        return None;
+    }
+    properties
+        .iter()
+        .enumerate()
+        .find(|(_, (name, _))| name.eq_ignore_ascii_case("template"))
+        .map(|(position, (_, template))| (position, template.clone()))
 }
 
 fn parse_output(name: &str, definition: &Value) -> Result<OutputDefinition, TemplateError> {

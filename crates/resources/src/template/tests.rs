@@ -2018,3 +2018,61 @@ fn user_defined_functions_are_not_supported() {
               at: outputs.o.value"#]],
     );
 }
+
+#[test]
+fn nested_deployments_with_inner_scope_keep_their_template() {
+    // Goal: a Bicep module (a nested deployment evaluated in its own scope) reaches the caller
+    // with its template untouched, so the caller can deploy it with this engine in turn. Method:
+    // the nested template uses a parameter the outer template does not have, and an escaped
+    // literal that must keep its escape.
+    check_deploy(
+        r#"{"parameters": {"prefix": {"type": "string", "defaultValue": "app"}},
+            "resources": [{
+            "type": "Microsoft.Resources/deployments", "apiVersion": "2022-09-01", "name": "module1",
+            "properties": {
+                "expressionEvaluationOptions": {"scope": "inner"},
+                "mode": "Incremental",
+                "parameters": {"name": {"value": "[concat(parameters('prefix'), '-id')]"}},
+                "template": {
+                    "parameters": {"name": {"type": "string"}},
+                    "resources": [{"type": "Microsoft.ManagedIdentity/userAssignedIdentities", "apiVersion": "2023-01-31",
+                        "name": "[parameters('name')]", "tags": {"note": "[[literal]"}}]
+                }
+            }
+        }]}"#,
+        Value::Null,
+        expect![[r#"
+            PUT /subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.Resources/deployments/module1 (Microsoft.Resources/deployments @ 2022-09-01)
+            {
+              "properties": {
+                "expressionEvaluationOptions": {
+                  "scope": "inner"
+                },
+                "mode": "Incremental",
+                "parameters": {
+                  "name": {
+                    "value": "app-id"
+                  }
+                },
+                "template": {
+                  "parameters": {
+                    "name": {
+                      "type": "string"
+                    }
+                  },
+                  "resources": [
+                    {
+                      "type": "Microsoft.ManagedIdentity/userAssignedIdentities",
+                      "apiVersion": "2023-01-31",
+                      "name": "[parameters('name')]",
+                      "tags": {
+                        "note": "[[literal]"
+                      }
+                    }
+                  ]
+                }
+              }
+            }
+            outputs {}"#]],
+    );
+}
