@@ -105,7 +105,9 @@ pub struct CloudEnvironment {
     pub storage: String,
 }
 
-/// Gives `reference()` the resources a deployment may read.
+/// Gives `reference()` the resources a deployment may read. It is synchronous: a caller with
+/// an asynchronous store loads [`ResourceInstance::references`] (and
+/// [`Prepared::output_references`]) first and answers from memory.
 pub trait ReferenceResolver {
     /// The resource's ARM GET representation (`id`, `name`, `type`, `location`, `identity`,
     /// `properties`...), or `None` when it does not exist. The resource may have been deployed
@@ -127,6 +129,8 @@ pub struct Prepared {
     resources: Vec<ResourceInstance>,
     /// Every instance's name and id, deployed or not, for `reference('name')`.
     names: Vec<(String, ResourceId)>,
+    /// The resources the outputs read, where known before deployment.
+    output_references: Vec<ResourceId>,
 }
 
 /// One resource to deploy: a definition, or one iteration of a `copy` loop.
@@ -139,6 +143,8 @@ pub struct ResourceInstance {
     api_version: String,
     /// Resources this one waits for, among those deployed.
     depends_on: Vec<ResourceId>,
+    /// Resources its `reference()` calls read, where known before deployment.
+    references: Vec<ResourceId>,
     /// Index of its definition in `Template::resources`.
     definition: usize,
     /// The `copy` iterations in effect: the parent's, then its own.
@@ -242,6 +248,11 @@ impl Template {
     /// Checks `parameters` (`{"name": {"value": ...}}` as in a deployment request or a
     /// parameters file, or `{"name": value}`), evaluates the variables, expands the resources
     /// and orders them.
+    ///
+    /// An entry that is an object with a `value` key (and at most `metadata` and `type` beside
+    /// it) is read as the wrapped form, so a plain object value of that shape must be wrapped.
+    /// Key Vault references (`{"reference": {"keyVault": ...}}`) must be resolved by the caller
+    /// first; they are refused.
     pub fn prepare(
         &self,
         parameters: &Value,
@@ -253,6 +264,11 @@ impl Template {
     /// `contentVersion`, if the template has one.
     pub fn content_version(&self) -> Option<&str> {
         self.content_version.as_deref()
+    }
+
+    /// `$schema`, if the template has one.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
     }
 
     /// `deployment().properties.templateHash`.
@@ -285,6 +301,11 @@ impl Prepared {
         resolver: &dyn ReferenceResolver,
     ) -> Result<ResourceRequest, TemplateError> {
         eval::evaluate_resource(self, index, resolver, true)
+    }
+
+    /// The resources the outputs' `reference()` calls read, where known before deployment.
+    pub fn output_references(&self) -> &[ResourceId] {
+        &self.output_references
     }
 
     /// The outputs as ARM returns them: `{"name": {"type": "String", "value": ...}}`.
@@ -330,5 +351,12 @@ impl ResourceInstance {
     /// The deployed resources this one waits for.
     pub fn depends_on(&self) -> &[ResourceId] {
         &self.depends_on
+    }
+
+    /// The resources this one's `reference()` calls read, in this deployment or outside it,
+    /// where the target can be known before anything is deployed (almost always): a caller
+    /// whose store is asynchronous loads them before [`Prepared::evaluate`].
+    pub fn references(&self) -> &[ResourceId] {
+        &self.references
     }
 }

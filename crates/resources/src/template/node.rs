@@ -372,12 +372,6 @@ pub(crate) fn parse_template(template: &Value) -> Result<Template, TemplateError
     })
 }
 
-impl Template {
-    pub(crate) fn schema(&self) -> Option<&str> {
-        self.schema.as_deref()
-    }
-}
-
 /// A property looked up case-insensitively, as ARM reads templates.
 pub(crate) fn get<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     map.get(key).or_else(|| {

@@ -13,7 +13,8 @@ use crate::template::eval::{self, Env, Fault, Loop, Scope, Site};
 use crate::template::expression::Expr;
 use crate::template::functions::{self, to_text};
 use crate::template::node::{
-    ParameterDefinition, ResourceDefinition, VariableValue, join_path, token_name,
+    Node, OutputValue, ParameterDefinition, ResourceDefinition, VariableValue, join_path,
+    token_name,
 };
 use crate::template::{
     DeploymentContext, EVALUATION_DEPTH_MAX, Prepared, RESOURCES_PER_DEPLOYMENT_MAX,
@@ -56,6 +57,7 @@ pub(crate) fn prepare(
     let order = order(&instances)?;
     let names =
         instances.iter().map(|instance| (instance.name.clone(), instance.id.clone())).collect();
+    let output_references = output_references(template, &lazy, &instances);
     let resources = order
         .iter()
         .filter(|index| instances[**index].condition)
@@ -67,6 +69,7 @@ pub(crate) fn prepare(
                 name: instance.name.clone(),
                 api_version: instance.api_version.clone(),
                 depends_on: deployed_dependencies(&instances, *index),
+                references: instance.references.clone(),
                 definition: instance.definition,
                 loops: instance.loops.clone(),
             }
@@ -79,7 +82,34 @@ pub(crate) fn prepare(
         variables: variable_values,
         resources,
         names,
+        output_references,
     })
+}
+
+/// The resources the outputs read, where known before deployment.
+fn output_references(template: &Template, lazy: &Lazy, instances: &[Expanded]) -> Vec<ResourceId> {
+    let catalog = Catalog::new(template, instances);
+    let scope = Scope::new(lazy, Site::Static, Vec::new());
+    let nodes = template.outputs.iter().flat_map(|output| {
+        let value = match &output.value {
+            OutputValue::Single(value) => value,
+            OutputValue::Copy { input, .. } => input,
+        };
+        output.condition.iter().chain(std::iter::once(value))
+    });
+    let mut references = Vec::new();
+    for target in reference_targets(nodes, &scope) {
+        references.extend(
+            catalog.referenced(&target).into_iter().map(|index| instances[index].id.clone()),
+        );
+        if target.starts_with('/')
+            && let Ok(id) = ResourceId::parse(&ids::canonical(&target))
+        {
+            references.push(id);
+        }
+    }
+    lazy.failure.borrow_mut().take();
+    dedup(references)
 }
 
 /// The values the deployment gives, by parameter index.
@@ -116,7 +146,12 @@ fn supplied_parameters(
             continue;
         };
         let value = match entry {
-            Value::Object(wrapper) if wrapper.contains_key("reference") => {
+            Value::Object(wrapper)
+                if wrapper
+                    .get("reference")
+                    .and_then(|reference| reference.get("keyVault"))
+                    .is_some() =>
+            {
                 return Err(TemplateError::validation(
                     format!(
                         "The template parameter '{name}' is a Key Vault reference; resolve it to a value before the deployment is prepared."
@@ -415,6 +450,8 @@ struct Expanded {
     depends: BTreeSet<usize>,
     /// The batch size of a `serial` copy loop this instance is an iteration of.
     serial_batch: Option<usize>,
+    /// The resources its `reference()` calls read, where known before deployment.
+    references: Vec<ResourceId>,
 }
 
 struct Expansion<'a, 't> {
@@ -692,6 +729,7 @@ impl Expansion<'_, '_> {
             declared,
             depends: BTreeSet::new(),
             serial_batch: None,
+            references: Vec::new(),
         })
     }
 }
@@ -712,31 +750,65 @@ fn check_duplicates(instances: &[Expanded]) -> Result<(), TemplateError> {
     Ok(())
 }
 
-/// The instances a `dependsOn` entry names: by id, `{type}/{name}`, the id's provider path,
-/// plain name, or copy loop name.
-fn matches(template: &Template, instances: &[Expanded], entry: &str) -> Vec<usize> {
-    let lower = entry.trim_end_matches('/').to_ascii_lowercase();
-    if lower.starts_with('/') {
-        let wanted = ids::comparable(entry);
-        return (0..instances.len())
-            .filter(|index| ids::comparable(instances[*index].id.as_str()) == wanted)
-            .collect();
+/// What `dependsOn` entries and `reference()` targets are matched against, per instance, in
+/// lower case.
+struct Catalog {
+    ids: Vec<String>,
+    names: Vec<String>,
+    /// `{type}/{name}`.
+    typed_names: Vec<String>,
+    /// The name of the instance's own copy loop.
+    loops: Vec<Option<String>>,
+}
+
+impl Catalog {
+    fn new(template: &Template, instances: &[Expanded]) -> Catalog {
+        Catalog {
+            ids: instances.iter().map(|instance| ids::comparable(instance.id.as_str())).collect(),
+            names: instances.iter().map(|instance| instance.name.to_ascii_lowercase()).collect(),
+            typed_names: instances
+                .iter()
+                .map(|instance| {
+                    format!("{}/{}", instance.resource_type, instance.name).to_ascii_lowercase()
+                })
+                .collect(),
+            loops: instances
+                .iter()
+                .map(|instance| {
+                    let copy = template.resources[instance.definition].copy.as_ref();
+                    copy.map(|copy| copy.name.to_ascii_lowercase())
+                })
+                .collect(),
+        }
     }
-    let tail = format!("/providers/{lower}");
-    (0..instances.len())
-        .filter(|index| {
-            let instance = &instances[*index];
-            let own_loop = template.resources[instance.definition]
-                .copy
-                .as_ref()
-                .map(|copy| copy.name.to_ascii_lowercase());
-            own_loop.as_deref() == Some(lower.as_str())
-                || instance.name.eq_ignore_ascii_case(&lower)
-                || format!("{}/{}", instance.resource_type, instance.name)
-                    .eq_ignore_ascii_case(&lower)
-                || ids::comparable(instance.id.as_str()).ends_with(&tail)
-        })
-        .collect()
+
+    /// The instances a `dependsOn` entry names: by id, `{type}/{name}`, the id's provider path,
+    /// plain name, or copy loop name.
+    fn dependency(&self, entry: &str) -> Vec<usize> {
+        if entry.starts_with('/') {
+            let wanted = ids::comparable(entry);
+            return (0..self.ids.len()).filter(|index| self.ids[*index] == wanted).collect();
+        }
+        let lower = entry.trim_end_matches('/').to_ascii_lowercase();
+        let tail = format!("/providers/{lower}");
+        (0..self.ids.len())
+            .filter(|index| {
+                self.loops[*index].as_deref() == Some(lower.as_str())
+                    || self.names[*index] == lower
+                    || self.typed_names[*index] == lower
+                    || self.ids[*index].ends_with(&tail)
+            })
+            .collect()
+    }
+
+    /// The instances `reference()` of a resource id or name reads.
+    fn referenced(&self, target: &str) -> Vec<usize> {
+        if target.starts_with('/') {
+            return self.dependency(target);
+        }
+        let lower = target.to_ascii_lowercase();
+        (0..self.names.len()).filter(|index| self.names[*index] == lower).collect()
+    }
 }
 
 fn resolve_dependencies(
@@ -744,13 +816,14 @@ fn resolve_dependencies(
     lazy: &Lazy,
     instances: &mut [Expanded],
 ) -> Result<(), TemplateError> {
+    let catalog = Catalog::new(template, instances);
     for index in 0..instances.len() {
         let mut depends = BTreeSet::new();
         if let Some(parent) = instances[index].parent {
             depends.insert(parent);
         }
         for (entry, path) in &instances[index].declared {
-            let found = matches(template, instances, entry);
+            let found = catalog.dependency(entry);
             if found.is_empty() {
                 let message = if entry.contains('/') {
                     format!(
@@ -768,33 +841,51 @@ fn resolve_dependencies(
         // `reference()` of another resource of the template implies a dependency on it.
         let definition = &template.resources[instances[index].definition];
         let scope = Scope::new(lazy, Site::Static, instances[index].loops.clone());
-        let mut targets = Vec::new();
-        for (_, node) in &definition.body {
-            node.visit_calls(&mut |name, args: &[Expr]| {
-                if name.eq_ignore_ascii_case("reference")
-                    && let Some(Ok(Value::String(target))) =
-                        args.first().map(|arg| eval::expression(arg, &scope, 0))
-                {
-                    targets.push(target);
-                }
-            });
-        }
-        // Faults while probing are dropped: the real evaluation reports them.
+        let targets = reference_targets(definition.body.iter().map(|(_, node)| node), &scope);
         lazy.failure.borrow_mut().take();
+        let mut references = Vec::new();
         for target in targets {
-            let found: Vec<usize> = if target.starts_with('/') {
-                matches(template, instances, &target)
-            } else {
-                (0..instances.len())
-                    .filter(|other| instances[*other].name.eq_ignore_ascii_case(&target))
-                    .collect()
-            };
+            let found = catalog.referenced(&target);
+            references.extend(found.iter().map(|other| instances[*other].id.clone()));
             depends.extend(found.into_iter().filter(|other| *other != index));
+            if target.starts_with('/')
+                && let Ok(id) = ResourceId::parse(&ids::canonical(&target))
+            {
+                references.push(id);
+            }
         }
+        instances[index].references = dedup(references);
         instances[index].depends = depends;
     }
     add_serial_batches(instances);
     Ok(())
+}
+
+/// The first argument of every `reference()` in `nodes` that can be evaluated before
+/// anything is deployed. Faults while probing are dropped: the real evaluation reports them.
+fn reference_targets<'a>(nodes: impl Iterator<Item = &'a Node>, scope: &Scope) -> Vec<String> {
+    let mut targets = Vec::new();
+    for node in nodes {
+        node.visit_calls(&mut |name, args: &[Expr]| {
+            if name.eq_ignore_ascii_case("reference")
+                && let Some(Ok(Value::String(target))) =
+                    args.first().map(|arg| eval::expression(arg, scope, 0))
+            {
+                targets.push(target);
+            }
+        });
+    }
+    targets
+}
+
+fn dedup(ids: Vec<ResourceId>) -> Vec<ResourceId> {
+    let mut out: Vec<ResourceId> = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
 }
 
 /// In a `serial` copy loop, each batch of `batchSize` instances waits for the batch before it.

@@ -194,6 +194,12 @@ fn render_order(prepared: &Prepared) -> String {
         for dependency in resource.depends_on() {
             out.push_str(&format!("  after: {}\n", dependency.name().unwrap_or_default()));
         }
+        for read in resource.references() {
+            out.push_str(&format!("  reads: {read}\n"));
+        }
+    }
+    for read in prepared.output_references() {
+        out.push_str(&format!("outputs read: {read}\n"));
     }
     out
 }
@@ -1377,6 +1383,7 @@ fn reference_by_name_implies_a_dependency() {
             Microsoft.Web/sites app (2022-03-01)
               id: /subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.Web/sites/app
               after: owner
+              reads: /subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.ManagedIdentity/userAssignedIdentities/owner
         "#]],
     );
 }
@@ -2074,5 +2081,53 @@ fn nested_deployments_with_inner_scope_keep_their_template() {
               }
             }
             outputs {}"#]],
+    );
+}
+
+#[test]
+fn resources_say_what_they_will_read() {
+    // Goal: a caller with an asynchronous store can load what `reference()` will ask for before
+    // evaluating each resource. Method: list the reads of the fixtures that use `reference()`.
+    check_prepare(
+        fixture("identity-vm-role"),
+        json!({"vmName": {"value": "app-vm"}}),
+        expect![[r#"
+        Microsoft.ManagedIdentity/userAssignedIdentities app-identity (2023-01-31)
+          id: /subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app-identity
+        Microsoft.Authorization/roleAssignments 4203c23e-5885-5dd9-b24e-46e8e7a91f97 (2022-04-01)
+          id: /subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.Authorization/roleAssignments/4203c23e-5885-5dd9-b24e-46e8e7a91f97
+          after: app-identity
+          reads: /subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app-identity
+        Microsoft.Compute/virtualMachines app-vm (2024-03-01)
+          id: /subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/app-vm
+          after: app-identity
+          reads: /subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app-identity
+        outputs read: /subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app-identity
+        outputs read: /subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/app-vm
+    "#]],
+    );
+    check_prepare(
+        fixture("az-vm-create"),
+        Value::Null,
+        expect![[r#"
+        Microsoft.Network/virtualNetworks vm1VNET (2015-06-15)
+          id: /subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.Network/virtualNetworks/vm1VNET
+        Microsoft.Network/networkSecurityGroups vm1NSG (2015-06-15)
+          id: /subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.Network/networkSecurityGroups/vm1NSG
+        Microsoft.Network/publicIPAddresses vm1PublicIP (2022-01-01)
+          id: /subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.Network/publicIPAddresses/vm1PublicIP
+        Microsoft.Network/networkInterfaces vm1VMNic (2015-06-15)
+          id: /subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.Network/networkInterfaces/vm1VMNic
+          after: vm1VNET
+          after: vm1NSG
+          after: vm1PublicIP
+        Microsoft.Compute/virtualMachines vm1 (2024-07-01)
+          id: /subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/vm1
+          after: vm1VMNic
+        Microsoft.Authorization/roleAssignments 5f0b2ed6-8c4b-4c8c-9f1f-7b3c2d6e9a10 (2015-07-01)
+          id: /subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.Authorization/roleAssignments/5f0b2ed6-8c4b-4c8c-9f1f-7b3c2d6e9a10
+          after: vm1
+          reads: /subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/vm1
+    "#]],
     );
 }
