@@ -16,7 +16,20 @@
 //!    not exist yet is left as its text, as ARM's what-if shows it.
 //! 4. [`Prepared::outputs`] evaluates the outputs as ARM returns them.
 //!
-//! Errors are [`TemplateError`]s carrying ARM's codes and messages.
+//! Errors are [`TemplateError`]s carrying ARM's codes and messages, with a template path
+//! (`resources[1].properties.principalId`) where ARM gives a line and column.
+//!
+//! Where the engine departs from ARM, on purpose:
+//!
+//! - a nested child resource waits for its parent, and a resource whose body calls
+//!   `reference()` on another resource of the template waits for it, even without `dependsOn`;
+//!   the child of a resource whose condition is false is skipped too;
+//! - `newGuid()` derives its value from the deployment's name, start time and the parameter, as
+//!   the engine has no random source; `providers()` reports a single API version;
+//! - `list*()` functions work only for the actions the caller's resolver serves;
+//!   user-defined functions, `languageVersion` 2.0 (symbolic names) and Key Vault references in
+//!   parameters are refused with a clear error;
+//! - strings are measured and indexed in characters, not UTF-16 code units.
 
 mod eval;
 mod expression;
@@ -113,6 +126,13 @@ pub trait ReferenceResolver {
     /// `properties`...), or `None` when it does not exist. The resource may have been deployed
     /// earlier in this deployment or exist already.
     fn resource(&self, id: &ResourceId) -> Option<Value>;
+
+    /// The result of a `list*` action (`listKeys`, `listSecrets`...) on the resource, with the
+    /// function's optional input, or `None` when the caller does not serve it (the default).
+    fn list(&self, id: &ResourceId, action: &str, input: &Value) -> Option<Value> {
+        let _ = (id, action, input);
+        None
+    }
 }
 
 /// A template with its parameters checked, variables evaluated and resources expanded and
@@ -353,7 +373,8 @@ impl ResourceInstance {
         &self.depends_on
     }
 
-    /// The resources this one's `reference()` calls read, in this deployment or outside it,
+    /// The resources this one's `reference()` and `list*()` calls read, in this deployment or
+    /// outside it,
     /// where the target can be known before anything is deployed (almost always): a caller
     /// whose store is asynchronous loads them before [`Prepared::evaluate`].
     pub fn references(&self) -> &[ResourceId] {

@@ -550,9 +550,7 @@ fn call(name: &str, args: &[Expr], scope: &Scope, depth: usize) -> Result<Value,
             );
             Ok(Value::Object(out))
         }
-        _ if lower.starts_with("list") => Err(Fault::invalid(format!(
-            "The template function '{name}' is not supported by Ambient: resources here have no keys or secrets to list."
-        ))),
+        _ if lower.starts_with("list") => list(&args, scope),
         _ => match functions::call(&lower, name, args.values) {
             Some(result) => result.map_err(Fault::from),
             None => Err(Fault::invalid(format!(
@@ -655,32 +653,23 @@ fn copy_index(args: &Args, scope: &Scope) -> Result<Value, Fault> {
     }
 }
 
+/// The resolver, where the site lets `reference()` and `list*()` read resources.
+fn resolver<'a>(args: &Args, scope: &Scope<'a>) -> Result<&'a dyn ReferenceResolver, Fault> {
+    match (scope.site, scope.resolver) {
+        (Site::Body | Site::Output, Some(resolver)) => Ok(resolver),
+        _ => Err(not_expected(args.name, "")),
+    }
+}
+
 fn reference(args: &Args, scope: &Scope) -> Result<Value, Fault> {
-    let resolver = match (scope.site, scope.resolver) {
-        (Site::Body | Site::Output, Some(resolver)) => resolver,
-        _ => return Err(not_expected(args.name, "")),
-    };
+    let resolver = resolver(args, scope)?;
     args.count(1, 3)?;
-    let target = args.string(0)?;
     let full = match args.values.get(2) {
         None => false,
         Some(Value::String(mode)) if mode.eq_ignore_ascii_case("full") => true,
         Some(_) => return Err(Fault::invalid(args.fail("the third argument must be 'Full'."))),
     };
-    let id = if target.starts_with('/') {
-        ids::canonical(target)
-    } else {
-        scope.env.resource_named(target).ok_or_else(|| {
-            Fault::invalid(format!(
-                "The template reference '{target}' is not valid: could not find template resource or resource copy with this name. Please see https://aka.ms/arm-function-reference for usage details."
-            ))
-        })?
-    };
-    let id = ResourceId::parse(&id).map_err(|_| {
-        Fault::invalid(format!(
-            "The template reference '{target}' is not valid: the resource identificator '{id}' is malformed. Please see https://aka.ms/arm-function-reference for usage details."
-        ))
-    })?;
+    let id = target_id(args, scope)?;
     match resolver.resource(&id) {
         Some(resource) if full => Ok(resource),
         Some(Value::Object(resource)) => Ok(functions::property(&resource, "properties")
@@ -692,6 +681,43 @@ fn reference(args: &Args, scope: &Scope) -> Result<Value, Fault> {
             Err(Fault::Error { code: ErrorCode::ResourceNotFound, message: not_found_message(&id) })
         }
     }
+}
+
+/// `listKeys(resource, apiVersion, [functionValues])` and the other `list*` functions, answered
+/// by the resolver where it knows the action.
+fn list(args: &Args, scope: &Scope) -> Result<Value, Fault> {
+    let resolver = resolver(args, scope)?;
+    args.count(2, 3)?;
+    let id = target_id(args, scope)?;
+    let input = args.values.get(2).unwrap_or(&Value::Null);
+    match resolver.list(&id, args.name, input) {
+        Some(result) => Ok(result),
+        None if scope.preview => Err(Fault::Unresolved),
+        None => Err(Fault::invalid(format!(
+            "The template function '{}' is not supported by Ambient for the resource '{id}'.",
+            args.name
+        ))),
+    }
+}
+
+/// The resource the first argument of `reference()` or `list*()` names: an id, or the name of a
+/// resource of the template.
+fn target_id(args: &Args, scope: &Scope) -> Result<ResourceId, Fault> {
+    let target = args.string(0)?;
+    let id = if target.starts_with('/') {
+        ids::canonical(target)
+    } else {
+        scope.env.resource_named(target).ok_or_else(|| {
+            Fault::invalid(format!(
+                "The template reference '{target}' is not valid: could not find template resource or resource copy with this name. Please see https://aka.ms/arm-function-reference for usage details."
+            ))
+        })?
+    };
+    ResourceId::parse(&id).map_err(|_| {
+        Fault::invalid(format!(
+            "The template reference '{target}' is not valid: the resource identificator '{id}' is malformed. Please see https://aka.ms/arm-function-reference for usage details."
+        ))
+    })
 }
 
 /// ARM's message for a missing resource.

@@ -861,13 +861,14 @@ fn resolve_dependencies(
     Ok(())
 }
 
-/// The first argument of every `reference()` in `nodes` that can be evaluated before
+/// The first argument of every `reference()` and `list*()` in `nodes` that can be evaluated before
 /// anything is deployed. Faults while probing are dropped: the real evaluation reports them.
 fn reference_targets<'a>(nodes: impl Iterator<Item = &'a Node>, scope: &Scope) -> Vec<String> {
     let mut targets = Vec::new();
     for node in nodes {
         node.visit_calls(&mut |name, args: &[Expr]| {
-            if name.eq_ignore_ascii_case("reference")
+            let lower = name.to_ascii_lowercase();
+            if (lower == "reference" || lower.starts_with("list"))
                 && let Some(Ok(Value::String(target))) =
                     args.first().map(|arg| eval::expression(arg, scope, 0))
             {

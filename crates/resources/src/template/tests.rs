@@ -59,6 +59,17 @@ impl ReferenceResolver for FakeArm {
     fn resource(&self, id: &ResourceId) -> Option<Value> {
         self.resources.borrow().get(id.key()).cloned()
     }
+
+    /// Serves `listKeys` on storage accounts that exist, as a server could.
+    fn list(&self, id: &ResourceId, action: &str, _input: &Value) -> Option<Value> {
+        let storage = id.resource_type()?.eq_ignore_ascii_case("Microsoft.Storage/storageAccounts");
+        (storage && action.eq_ignore_ascii_case("listKeys") && self.resource(id).is_some()).then(
+            || {
+                let key = format!("key-of-{}", id.name().unwrap_or_default());
+                json!({"keys": [{"keyName": "key1", "value": key}]})
+            },
+        )
+    }
 }
 
 impl FakeArm {
@@ -647,9 +658,9 @@ fn deployment_context_functions() {
     );
     check_expr(
         "[listKeys(resourceId('Microsoft.Storage/storageAccounts', 's'), '2023-01-01')]",
-        expect![[
-            r#"error InvalidTemplate: The template function 'listKeys' is not supported by Ambient: resources here have no keys or secrets to list."#
-        ]],
+        expect![
+            "error InvalidTemplate: The template function 'listKeys' is not supported by Ambient for the resource '/subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/s'."
+        ],
     );
 }
 
@@ -2129,5 +2140,62 @@ fn resources_say_what_they_will_read() {
           after: vm1
           reads: /subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/vm1
     "#]],
+    );
+}
+
+#[test]
+fn function_app_with_storage_keys() {
+    // Goal: the usual function app template (storage connection string from `listKeys`, a
+    // system-assigned identity, `uniqueString` names) deploys when the resolver serves
+    // `listKeys`. Method: the fake ARM serves it for storage accounts.
+    check_deploy(
+        r#"{
+            "parameters": {"appName": {"type": "string", "defaultValue": "[concat('fn', uniqueString(resourceGroup().id))]"}},
+            "variables": {"storageName": "[concat('st', uniqueString(resourceGroup().id))]"},
+            "resources": [
+                {"type": "Microsoft.Web/sites", "apiVersion": "2022-03-01", "name": "[parameters('appName')]", "kind": "functionapp",
+                 "location": "[resourceGroup().location]", "identity": {"type": "SystemAssigned"},
+                 "properties": {"siteConfig": {"appSettings": [
+                    {"name": "AzureWebJobsStorage", "value": "[format('DefaultEndpointsProtocol=https;AccountName={0};EndpointSuffix={1};AccountKey={2}', variables('storageName'), environment().suffixes.storage, listKeys(resourceId('Microsoft.Storage/storageAccounts', variables('storageName')), '2023-01-01').keys[0].value)]"}
+                 ]}}},
+                {"type": "Microsoft.Storage/storageAccounts", "apiVersion": "2023-01-01", "name": "[variables('storageName')]",
+                 "location": "[resourceGroup().location]", "sku": {"name": "Standard_LRS"}, "kind": "StorageV2"}
+            ],
+            "outputs": {"principalId": {"type": "string", "value": "[reference(resourceId('Microsoft.Web/sites', parameters('appName')), '2022-03-01', 'Full').identity.principalId]"}}
+        }"#,
+        Value::Null,
+        expect![[r#"
+            PUT /subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/stmgy6tx5wjwlzu (Microsoft.Storage/storageAccounts @ 2023-01-01)
+            {
+              "location": "westeurope",
+              "sku": {
+                "name": "Standard_LRS"
+              },
+              "kind": "StorageV2"
+            }
+            PUT /subscriptions/11111111-1111-1111-1111-111111111111/resourceGroups/rg1/providers/Microsoft.Web/sites/fnmgy6tx5wjwlzu (Microsoft.Web/sites @ 2022-03-01)
+            {
+              "kind": "functionapp",
+              "location": "westeurope",
+              "identity": {
+                "type": "SystemAssigned"
+              },
+              "properties": {
+                "siteConfig": {
+                  "appSettings": [
+                    {
+                      "name": "AzureWebJobsStorage",
+                      "value": "DefaultEndpointsProtocol=https;AccountName=stmgy6tx5wjwlzu;EndpointSuffix=storage.localhost;AccountKey=key-of-stmgy6tx5wjwlzu"
+                    }
+                  ]
+                }
+              }
+            }
+            outputs {
+              "principalId": {
+                "type": "String",
+                "value": "e90cfd02-99d4-56c9-839f-32b0d1977ea5"
+              }
+            }"#]],
     );
 }
