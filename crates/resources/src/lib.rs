@@ -7,10 +7,16 @@
 //! user-assigned identities it newly attaches (the caller must hold
 //! `Microsoft.ManagedIdentity/userAssignedIdentities/assign/action` on each before applying).
 //! Rendering rows back to ARM JSON is [`render`].
+//!
+//! Template deployments use [`template`], the ARM template language engine (pure, no store):
+//! [`template::Template::parse`], then `prepare` with the parameters, then
+//! [`template::Prepared::evaluate`] for each resource in dependency order, each request then
+//! going through the same planning as a direct PUT.
 
 pub mod activity;
 pub mod identity;
 pub mod plan;
+pub mod template;
 pub mod types;
 
 pub use crate::plan::{Plan, Planner};
