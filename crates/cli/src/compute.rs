@@ -614,7 +614,7 @@ mod tests {
         check(
             identity_summary(&json!({"type": "UserAssigned"}), Some(&plan)),
             expect![[
-                r#"{"role":"Reader","scope":"/subscriptions/s1","systemAssignedIdentity":"","userAssignedIdentities":{}}"#
+                r#"{"systemAssignedIdentity":"","userAssignedIdentities":{},"role":"Reader","scope":"/subscriptions/s1"}"#
             ]],
         );
     }
@@ -662,7 +662,7 @@ mod tests {
         check(
             request.body.unwrap(),
             expect![[
-                r#"{"identity":{"type":"SystemAssigned, UserAssigned","userAssignedIdentities":{"/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1":{}}},"location":"local","properties":{"hostId":"host-a","storageProfile":{"imageReference":{"offer":"Ubuntu2204"}}}}"#
+                r#"{"location":"local","properties":{"hostId":"host-a","storageProfile":{"imageReference":{"offer":"Ubuntu2204"}}},"identity":{"type":"SystemAssigned, UserAssigned","userAssignedIdentities":{"/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1":{}}}}"#
             ]],
         );
         let web =
@@ -675,7 +675,7 @@ mod tests {
         check(
             request.body.unwrap(),
             expect![[
-                r#"{"kind":"functionapp","location":"local","properties":{"hostId":"host-a"}}"#
+                r#"{"location":"local","properties":{"hostId":"host-a"},"kind":"functionapp"}"#
             ]],
         );
     }

@@ -248,15 +248,15 @@ mod tests {
         });
         expect![[r#"
             {
-              "clientId": "c1",
               "id": "/subscriptions/s1/resourcegroups/rg1/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1",
-              "location": "local",
               "name": "id1",
-              "principalId": "p1",
-              "resourceGroup": "rg1",
+              "type": "Microsoft.ManagedIdentity/userAssignedIdentities",
+              "location": "local",
               "tags": {},
               "tenantId": "t1",
-              "type": "Microsoft.ManagedIdentity/userAssignedIdentities"
+              "principalId": "p1",
+              "clientId": "c1",
+              "resourceGroup": "rg1"
             }"#]]
         .assert_eq(&serde_json::to_string_pretty(&flatten(&returned)).unwrap());
         expect![[r#"
@@ -283,11 +283,11 @@ mod tests {
                 body: Some(
                     Object {
                         "properties": Object {
+                            "issuer": String("https://issuer"),
+                            "subject": String("system:serviceaccount:ns:sa"),
                             "audiences": Array [
                                 String("api://AzureADTokenExchange"),
                             ],
-                            "issuer": String("https://issuer"),
-                            "subject": String("system:serviceaccount:ns:sa"),
                         },
                     },
                 ),

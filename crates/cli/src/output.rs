@@ -3,6 +3,9 @@
 //!
 //! A command returns a [`Printed`]: the value, and optionally the columns `--output table` shows
 //! (az's "table transformers"); the columns are ignored when `--query` reshapes the value.
+//!
+//! Key order follows az (knack): JSON output always sorts object keys; table and TSV output sort
+//! them too, except after `--query`, whose projections keep the order they name.
 
 use serde_json::Value;
 
@@ -56,15 +59,29 @@ pub fn finish(
 ) -> anyhow::Result<Option<String>> {
     let (value, columns) = match query {
         Some(query) => (query.search(&printed.value)?, None),
-        None => (printed.value, printed.columns),
+        None => (sort_keys(printed.value), printed.columns),
     };
     if value.is_null() || format == Output::None {
         return Ok(None);
     }
+    let value = if format == Output::Json { sort_keys(value) } else { value };
     Ok(Some(match (format, columns) {
         (Output::Table, Some(columns)) => table_with_columns(&value, columns),
         _ => render(&value, format),
     }))
+}
+
+/// `value` with the keys of every object in it sorted.
+fn sort_keys(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|(a, _), (b, _)| a.cmp(b));
+            Value::Object(entries.into_iter().map(|(key, value)| (key, sort_keys(value))).collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sort_keys).collect()),
+        other => other,
+    }
 }
 
 /// Renders `value` in `format`.
@@ -206,14 +223,21 @@ mod tests {
     #[test]
     fn tables_align_scalar_columns() {
         let value = serde_json::json!([{"name": "a", "n": 1, "nested": {"x": 1}}, {"name": "long", "n": 22}]);
-        // Keys print sorted, as az prints them.
+        // Keys print sorted, as az prints them without --query.
+        let finished = |format| {
+            finish(Printed::plain(value.clone()), None, format).unwrap().unwrap_or_default()
+        };
         expect_test::expect![[r#"
             n   name
             --  ----
             1   a
             22  long"#]]
-        .assert_eq(&render(&value, Output::Table));
-        assert_eq!(render(&value, Output::Tsv), "1\ta\n22\tlong");
+        .assert_eq(&finished(Output::Table));
+        assert_eq!(finished(Output::Tsv), "1\ta\n22\tlong");
+        // After --query, a projection keeps the order it names.
+        let query = Query::parse("[].{name: name, n: n}").unwrap();
+        let projected = finish(Printed::plain(value.clone()), Some(&query), Output::Tsv).unwrap();
+        assert_eq!(projected.unwrap(), "a\t1\nlong\t22");
     }
 
     #[test]

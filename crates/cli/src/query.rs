@@ -13,6 +13,7 @@ mod tests;
 use std::fmt;
 
 use anyhow::{Result, anyhow};
+use jmespath::ast::Ast;
 use jmespath::{ErrorReason, Expression, JmespathError};
 use serde_json::Value;
 
@@ -20,6 +21,9 @@ use serde_json::Value;
 #[derive(Clone)]
 pub struct Query {
     expression: Expression<'static>,
+    /// The keys of each multiselect hash (`{Name: name, Id: id}`) in the order written: the
+    /// crate builds objects with sorted keys, and az shows them in the expression's order.
+    hash_orders: Vec<Vec<String>>,
 }
 
 // `cli::run` holds a `Query` across awaits, so it must stay `Send` (the crate's `sync` feature).
@@ -42,14 +46,71 @@ impl Query {
 
     /// [`Query::parse`] with the library's error, whose kind the compliance tests check.
     fn compile(text: &str) -> Result<Query, JmespathError> {
-        runtime::compile(text).map(|expression| Query { expression })
+        runtime::compile(text).map(|expression| {
+            let mut hash_orders = Vec::new();
+            collect_hash_orders(expression.as_ast(), &mut hash_orders);
+            Query { expression, hash_orders }
+        })
     }
 
     /// [`Query::search`] with the library's error.
     fn evaluate(&self, value: &Value) -> Result<Value, JmespathError> {
         let result = self.expression.search(value)?;
         // A JMESPath value has string keys and finite numbers, so it always serializes.
-        Ok(serde_json::to_value(&*result).expect("a JMESPath value is JSON"))
+        let value = serde_json::to_value(&*result).expect("a JMESPath value is JSON");
+        Ok(if self.hash_orders.is_empty() { value } else { self.reorder(value) })
+    }
+
+    /// Gives every object whose keys are exactly one multiselect hash's keys that hash's order.
+    fn reorder(&self, value: Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let order = self.hash_orders.iter().find(|keys| {
+                    keys.len() == map.len() && keys.iter().all(|key| map.contains_key(key))
+                });
+                let mut entries: Vec<(String, Value)> =
+                    map.into_iter().map(|(key, value)| (key, self.reorder(value))).collect();
+                if let Some(order) = order {
+                    entries.sort_by_key(|(key, _)| order.iter().position(|wanted| wanted == key));
+                }
+                Value::Object(entries.into_iter().collect())
+            }
+            Value::Array(items) => {
+                Value::Array(items.into_iter().map(|item| self.reorder(item)).collect())
+            }
+            other => other,
+        }
+    }
+}
+
+/// The key lists of every multiselect hash in `ast`, outermost first.
+fn collect_hash_orders(ast: &Ast, orders: &mut Vec<Vec<String>>) {
+    let mut children: Vec<&Ast> = Vec::new();
+    match ast {
+        Ast::MultiHash { elements, .. } => {
+            orders.push(elements.iter().map(|pair| pair.key.clone()).collect());
+            children.extend(elements.iter().map(|pair| &pair.value));
+        }
+        Ast::Comparison { lhs, rhs, .. }
+        | Ast::And { lhs, rhs, .. }
+        | Ast::Or { lhs, rhs, .. }
+        | Ast::Projection { lhs, rhs, .. }
+        | Ast::Subexpr { lhs, rhs, .. } => children.extend([&**lhs, &**rhs]),
+        Ast::Condition { predicate, then, .. } => children.extend([&**predicate, &**then]),
+        Ast::Expref { ast, .. } => children.push(ast),
+        Ast::Flatten { node, .. } | Ast::Not { node, .. } | Ast::ObjectValues { node, .. } => {
+            children.push(node)
+        }
+        Ast::Function { args, .. } => children.extend(args.iter()),
+        Ast::MultiList { elements, .. } => children.extend(elements.iter()),
+        Ast::Identity { .. }
+        | Ast::Field { .. }
+        | Ast::Index { .. }
+        | Ast::Literal { .. }
+        | Ast::Slice { .. } => {}
+    }
+    for child in children {
+        collect_hash_orders(child, orders);
     }
 }
 

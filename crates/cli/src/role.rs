@@ -889,9 +889,9 @@ mod tests {
                 body: Some(
                     Object {
                         "properties": Object {
+                            "roleDefinitionId": String("/subscriptions/s1/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7"),
                             "principalId": String("p1"),
                             "principalType": String("ServicePrincipal"),
-                            "roleDefinitionId": String("/subscriptions/s1/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7"),
                         },
                     },
                 ),
@@ -912,12 +912,12 @@ mod tests {
             {
               "id": "/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Authorization/roleAssignments/a1",
               "name": "a1",
+              "type": "Microsoft.Authorization/roleAssignments",
+              "roleDefinitionId": "/subscriptions/s1/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7",
               "principalId": "p1",
               "principalType": "ServicePrincipal",
               "resourceGroup": "rg1",
-              "roleDefinitionId": "/subscriptions/s1/providers/Microsoft.Authorization/roleDefinitions/acdd72a7-3385-48ef-bd42-f606fba81ae7",
-              "roleDefinitionName": "Reader",
-              "type": "Microsoft.Authorization/roleAssignments"
+              "roleDefinitionName": "Reader"
             }"#]]
         .assert_eq(&serde_json::to_string_pretty(&flatten_assignment(&returned, &names)).unwrap());
     }
@@ -940,22 +940,22 @@ mod tests {
                 body: Some(
                     Object {
                         "properties": Object {
-                            "assignableScopes": Array [
-                                String("/subscriptions/s1/"),
-                            ],
+                            "roleName": String("Identity Reader"),
                             "description": String("Reads identities"),
+                            "type": String("CustomRole"),
                             "permissions": Array [
                                 Object {
                                     "actions": Array [
                                         String("Microsoft.ManagedIdentity/userAssignedIdentities/read"),
                                     ],
-                                    "dataActions": Array [],
                                     "notActions": Array [],
+                                    "dataActions": Array [],
                                     "notDataActions": Array [],
                                 },
                             ],
-                            "roleName": String("Identity Reader"),
-                            "type": String("CustomRole"),
+                            "assignableScopes": Array [
+                                String("/subscriptions/s1/"),
+                            ],
                         },
                     },
                 ),
@@ -978,7 +978,7 @@ mod tests {
             "type": "Microsoft.Authorization/roleDefinitions",
             "properties": {"roleName": "Reader", "type": "BuiltInRole", "assignableScopes": ["/"]}
         });
-        expect![[r#"{"assignableScopes":["/"],"id":"/subscriptions/s1/providers/Microsoft.Authorization/roleDefinitions/g1","name":"g1","roleName":"Reader","roleType":"BuiltInRole","type":"Microsoft.Authorization/roleDefinitions"}"#]]
+        expect![[r#"{"id":"/subscriptions/s1/providers/Microsoft.Authorization/roleDefinitions/g1","name":"g1","type":"Microsoft.Authorization/roleDefinitions","roleName":"Reader","roleType":"BuiltInRole","assignableScopes":["/"]}"#]]
             .assert_eq(&serde_json::to_string(&flatten_definition(&returned)).unwrap());
     }
 }

@@ -6,6 +6,9 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+/// The `Retry-After` of every 503 the server answers while its database cannot be reached.
+pub const RETRY_AFTER_SECS: &str = "5";
+
 /// An error answered to a caller.
 #[derive(Debug)]
 pub struct ApiError {
@@ -53,12 +56,13 @@ impl From<store::Error> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "Conflict", message)
             }
             store::Error::Unavailable(_) => {
-                tracing::error!(%error, "database unavailable");
+                tracing::warn!(%error, "database unavailable");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "ServiceUnavailable",
-                    "the database is unavailable",
+                    "The service is temporarily unavailable. Retry the request.",
                 )
+                .with_header(axum::http::header::RETRY_AFTER, RETRY_AFTER_SECS.to_owned())
             }
             other => ApiError::internal(other),
         }

@@ -162,13 +162,7 @@ fn bad_signature() -> OAuthFailure {
 }
 
 fn internal(error: store::Error) -> OAuthFailure {
-    tracing::error!(%error, "federated credential lookup failed");
-    OAuthFailure::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "server_error",
-        50000,
-        "There was an error issuing a token.",
-    )
+    OAuthFailure::from_store(error, "federated credential lookup")
 }
 
 /// The identity's id as created (for `xms_mirid`), or its key if the row is gone.

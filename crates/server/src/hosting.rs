@@ -547,7 +547,15 @@ async fn issue_for(
     host: &str,
     request: &TokenRequest,
 ) -> Result<api_types::hosting::IssuedToken, Refusal> {
-    let internal = |error: &dyn std::fmt::Display| {
+    let internal = |error: &store::Error| {
+        if matches!(error, store::Error::Unavailable(_)) {
+            tracing::warn!(%error, "managed identity issuance: database unavailable");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "The service is temporarily unavailable. Retry the request.".to_owned(),
+            );
+        }
         tracing::error!(%error, "managed identity issuance failed");
         (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -660,7 +668,14 @@ async fn issue_for(
             compute_resource_id: Some(row.id.clone()),
             lifetime_secs: None,
         })
-        .map_err(|error| internal(&error))?;
+        .map_err(|error| {
+            tracing::error!(%error, "managed identity token signing failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "Failed to retrieve token from the Active directory".to_owned(),
+            )
+        })?;
     Ok(api_types::hosting::IssuedToken {
         access_token: issued.access_token,
         expires_on: issued.expires_on,

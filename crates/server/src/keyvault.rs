@@ -46,6 +46,12 @@ impl KvError {
             error["innererror"] = json!({"code": inner});
         }
         let mut response = (self.status, Json(json!({"error": error}))).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from_static(crate::error::RETRY_AFTER_SECS),
+            );
+        }
         if self.challenge
             && let Ok(value) = header::HeaderValue::from_str(&challenge(state))
         {
@@ -71,6 +77,14 @@ impl From<vault::Error> for KvError {
                 inner: Some(inner),
                 ..KvError::new(StatusCode::FORBIDDEN, "Forbidden", message)
             },
+            vault::Error::Store(store::Error::Unavailable(error)) => {
+                tracing::warn!(%error, "key vault: database unavailable");
+                KvError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    "The service is temporarily unavailable. Retry the request.",
+                )
+            }
             vault::Error::Store(store) => {
                 tracing::error!(error = %store, "key vault store failure");
                 KvError::new(

@@ -118,7 +118,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             ip_addresses.push(ip);
         }
     }
-    let tls_material = data_dir.tls_material(&dns_names, &ip_addresses, config.clock.now())?;
+    let ca = data_dir.deployment_ca(store.as_ref(), &master_key, config.clock.now()).await?;
+    let tls_material = data_dir.tls_material(ca, &dns_names, &ip_addresses, config.clock.now())?;
     let tls_config = tls::server_config(
         &tls_material.server_cert_pem,
         &tls_material.server_key_pem,

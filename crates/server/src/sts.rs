@@ -49,6 +49,27 @@ impl OAuthFailure {
         OAuthFailure { status, error, code, message: message.into() }
     }
 
+    /// A store failure: 503 `temporarily_unavailable` (with `Retry-After`) when the database
+    /// cannot be reached, so clients retry; otherwise a generic 500. The detail goes to the log.
+    pub fn from_store(error: store::Error, what: &str) -> Self {
+        if matches!(error, store::Error::Unavailable(_)) {
+            tracing::warn!(%error, what, "database unavailable");
+            return OAuthFailure::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                50001,
+                "The service is temporarily unavailable. Retry the request.",
+            );
+        }
+        tracing::error!(%error, what, "store failure");
+        OAuthFailure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            50000,
+            "There was an error issuing a token.",
+        )
+    }
+
     pub fn bad_request(error: &'static str, code: u32, message: impl Into<String>) -> Self {
         OAuthFailure::new(StatusCode::BAD_REQUEST, error, code, message)
     }
@@ -101,7 +122,15 @@ impl OAuthFailure {
             correlation_id: correlation_id.to_owned(),
             error_uri: Some(format!("{base_url}/error?code={}", self.code)),
         };
-        (self.status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+        let mut response =
+            (self.status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from_static(crate::error::RETRY_AFTER_SECS),
+            );
+        }
+        response
     }
 }
 
@@ -217,15 +246,11 @@ async fn grant(
     let resource = canonical_resource(state, &requested_resource(&form, endpoint)?);
     draft.resource = Some(resource.clone());
 
-    let entry = state.directory.client(&client_id).await.map_err(|error| {
-        tracing::error!(%error, "client lookup failed");
-        OAuthFailure::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            50000,
-            "There was an error issuing a token.",
-        )
-    })?;
+    let entry = state
+        .directory
+        .client(&client_id)
+        .await
+        .map_err(|error| OAuthFailure::from_store(error, "client lookup"))?;
     let now = state.clock.now();
     let mut federated_identity = None;
     let credential = if let Some(assertion) = form.get("client_assertion") {
@@ -523,15 +548,7 @@ async fn check_assertion(
         .store
         .record_assertion_use(&format!("{client_id}/{jti}"), (exp + leeway) * 1000, now.millis())
         .await
-        .map_err(|error| {
-            tracing::error!(%error, "assertion replay cache failed");
-            OAuthFailure::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                50000,
-                "There was an error issuing a token.",
-            )
-        })?;
+        .map_err(|error| OAuthFailure::from_store(error, "assertion replay cache"))?;
     if !fresh {
         return Err(OAuthFailure::new(
             StatusCode::UNAUTHORIZED,

@@ -56,10 +56,20 @@ impl From<sqlx::Error> for Error {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 Error::Conflict(db.message().to_owned())
             }
+            // PostgreSQL's connection exceptions (08), operator intervention such as a shutdown
+            // in progress (57) and insufficient resources (53): the database cannot serve now.
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|code| {
+                    ["08", "57", "53"].iter().any(|class| code.starts_with(class))
+                }) =>
+            {
+                Error::Unavailable(error)
+            }
             sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed => Error::Unavailable(error),
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Error::Unavailable(error),
             sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
                 Error::Corrupt(error.to_string())
             }

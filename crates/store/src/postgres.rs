@@ -20,7 +20,9 @@ impl PostgresStore {
     pub async fn open(database_url: &str) -> crate::Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
+            // A database that is down answers within this, so no request hangs on it: callers
+            // turn `Unavailable` into 503 with `Retry-After`.
+            .acquire_timeout(Duration::from_secs(3))
             .connect(database_url)
             .await
             .map_err(|error| match error {

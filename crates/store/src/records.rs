@@ -8,6 +8,12 @@ pub enum Write {
         name: String,
         value: String,
     },
+    /// Adds a setting that must not exist yet: `Error::Conflict` when it does (another node
+    /// created it first).
+    InsertSetting {
+        name: String,
+        value: String,
+    },
     PutTenant(TenantRecord),
     PutSubscription(SubscriptionRecord),
     /// Inserts or replaces a resource, guarded by `expect`. The store bumps `version` by one on

@@ -232,6 +232,13 @@ macro_rules! store_impl {
                     .execute(&mut *conn)
                     .await?;
                 }
+                Write::InsertSetting { name, value } => {
+                    sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2)")
+                        .bind(name)
+                        .bind(value)
+                        .execute(&mut *conn)
+                        .await?;
+                }
                 Write::PutTenant(tenant) => {
                     sqlx::query(
                         "INSERT INTO tenants (id, display_name, created_at) VALUES ($1, $2, $3) \

@@ -25,6 +25,8 @@ struct OwnedCluster {
     root: PathBuf,
     pg_ctl: PathBuf,
     run_as_postgres: bool,
+    /// The server options (`-o`) it was started with, to start it again on the same port.
+    options: String,
 }
 
 static DATABASE_COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -79,23 +81,34 @@ impl PostgresServer {
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
             root.display()
         );
-        let cluster = OwnedCluster { root: root.clone(), pg_ctl: pg_ctl.clone(), run_as_postgres };
-        run(
-            command(run_as_postgres, &pg_ctl)
-                .arg("-D")
-                .arg(&data)
-                .arg("-o")
-                .arg(&options)
-                .arg("-l")
-                .arg(root.join("server.log"))
-                .args(["-w", "-t", "60", "start"]),
-            "pg_ctl start",
-        )
-        .with_context(|| log_tail(&root.join("server.log")))?;
+        let cluster = OwnedCluster { root, pg_ctl, run_as_postgres, options };
+        cluster.pg_ctl_start()?;
         Ok(PostgresServer {
             base_url: format!("postgres://postgres@127.0.0.1:{port}"),
             owned: Some(cluster),
         })
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`: open connections are closed) and keeps its
+    /// data, for tests of what clients do while the database is down.
+    pub fn stop(&self) -> Result<()> {
+        let cluster =
+            self.owned.as_ref().context("a server from the environment is not ours to stop")?;
+        run(
+            command(cluster.run_as_postgres, &cluster.pg_ctl)
+                .arg("-D")
+                .arg(cluster.root.join("data"))
+                .args(["-m", "fast", "-w", "-t", "60", "stop"]),
+            "pg_ctl stop",
+        )
+    }
+
+    /// Starts a server stopped with [`PostgresServer::stop`] again, on the same port.
+    pub fn start_again(&self) -> Result<()> {
+        self.owned
+            .as_ref()
+            .context("a server from the environment is not ours to start")?
+            .pg_ctl_start()
     }
 
     /// The URL of the server's maintenance database, `postgres`.
@@ -125,6 +138,23 @@ impl PostgresServer {
             }
             _ => self.base_url.clone(),
         }
+    }
+}
+
+impl OwnedCluster {
+    fn pg_ctl_start(&self) -> Result<()> {
+        run(
+            command(self.run_as_postgres, &self.pg_ctl)
+                .arg("-D")
+                .arg(self.root.join("data"))
+                .arg("-o")
+                .arg(&self.options)
+                .arg("-l")
+                .arg(self.root.join("server.log"))
+                .args(["-w", "-t", "60", "start"]),
+            "pg_ctl start",
+        )
+        .with_context(|| log_tail(&self.root.join("server.log")))
     }
 }
 

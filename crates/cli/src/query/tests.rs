@@ -32,14 +32,13 @@ fn resources() -> Value {
 #[test]
 fn what_az_users_type() {
     check("[0].id", resources(), expect![[r#""/r/id1""#]]);
-    // FIXME: Python's `jmespath` keeps a multi-select hash's keys in the order written
-    // (`Name`, then `Id`), and so do az's table columns; objects here sort their keys, because
-    // `serde_json` is built without `preserve_order` and the crate keeps objects in a `BTreeMap`.
+    // A multi-select hash keeps its keys in the order written (`Name`, then `Id`), as Python's
+    // `jmespath` and az's table columns do.
     check(
         "[].{Name:name, Id:id}",
         resources(),
         expect![[
-            r#"[{"Id":"/r/id1","Name":"id1"},{"Id":"/r/id2","Name":"id2"},{"Id":"/r/id3","Name":"id3"}]"#
+            r#"[{"Name":"id1","Id":"/r/id1"},{"Name":"id2","Id":"/r/id2"},{"Name":"id3","Id":"/r/id3"}]"#
         ]],
     );
     check("length(@)", resources(), expect!["3"]);

@@ -67,46 +67,46 @@ async fn events_are_listed_as_graph_sign_ins() {
     expect![[r#"
         [
           {
-            "appDisplayName": "id1",
-            "appId": "be5947ed-3560-4afe-9504-59967a63f810",
-            "computeResourceId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1",
-            "correlationId": "c0ffee00-0000-4000-8000-000000000000",
-            "createdDateTime": "2024-01-01T00:00:00Z",
-            "credentialType": "managedIdentity",
-            "endpoint": "imds",
-            "hostId": "host-1",
             "id": "00000000-0000-4000-8000-000000000000",
-            "ipAddress": "10.0.0.4",
-            "principalType": "ManagedIdentity",
-            "resourceDisplayName": "https://vault.azure.net",
-            "resourceId": "https://vault.azure.net",
+            "createdDateTime": "2024-01-01T00:00:00Z",
+            "appId": "be5947ed-3560-4afe-9504-59967a63f810",
+            "appDisplayName": "id1",
             "servicePrincipalId": "9f1a4c6e-0000-4000-8000-000000000001",
             "servicePrincipalName": "id1",
+            "resourceDisplayName": "https://vault.azure.net",
+            "resourceId": "https://vault.azure.net",
+            "ipAddress": "10.0.0.4",
+            "correlationId": "c0ffee00-0000-4000-8000-000000000000",
             "status": {
               "errorCode": 0,
               "failureReason": null
-            }
+            },
+            "credentialType": "managedIdentity",
+            "principalType": "ManagedIdentity",
+            "hostId": "host-1",
+            "computeResourceId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1",
+            "endpoint": "imds"
           },
           {
-            "appDisplayName": null,
-            "appId": "66666666-7777-4888-8999-aaaaaaaaaaaa",
-            "computeResourceId": null,
-            "correlationId": null,
-            "createdDateTime": "2024-01-01T00:00:01.25Z",
-            "credentialType": "clientSecret",
-            "endpoint": "token",
-            "hostId": null,
             "id": "00000000-0000-4000-9000-000000000001",
-            "ipAddress": null,
-            "principalType": "ServicePrincipal",
-            "resourceDisplayName": "https://management.azure.com/",
-            "resourceId": "https://management.azure.com/",
+            "createdDateTime": "2024-01-01T00:00:01.25Z",
+            "appId": "66666666-7777-4888-8999-aaaaaaaaaaaa",
+            "appDisplayName": null,
             "servicePrincipalId": null,
             "servicePrincipalName": null,
+            "resourceDisplayName": "https://management.azure.com/",
+            "resourceId": "https://management.azure.com/",
+            "ipAddress": null,
+            "correlationId": null,
             "status": {
               "errorCode": 7000215,
               "failureReason": "Invalid client secret provided."
-            }
+            },
+            "credentialType": "clientSecret",
+            "principalType": "ServicePrincipal",
+            "hostId": null,
+            "computeResourceId": null,
+            "endpoint": "token"
           }
         ]"#]]
     .assert_eq(&serde_json::to_string_pretty(&events).unwrap());

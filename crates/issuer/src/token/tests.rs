@@ -165,22 +165,22 @@ async fn v1_managed_identity_claims() {
     expect![[r#"
         {
           "header": {
-            "alg": "RS256",
-            "kid": "<kid>",
             "typ": "JWT",
-            "x5t": "<kid>"
+            "alg": "RS256",
+            "x5t": "<kid>",
+            "kid": "<kid>"
           },
           "payload": {
+            "aud": "https://vault.azure.net",
+            "iss": "https://localhost:8443/72f988bf-86f1-41af-91ab-2d7cd011db47/",
+            "iat": 1704067200,
+            "nbf": 1704067200,
+            "exp": 1704153600,
             "aio": "<aio>",
             "appid": "be5947ed-3560-4afe-9504-59967a63f810",
             "appidacr": "2",
-            "aud": "https://vault.azure.net",
-            "exp": 1704153600,
-            "iat": 1704067200,
             "idp": "https://localhost:8443/72f988bf-86f1-41af-91ab-2d7cd011db47/",
             "idtyp": "app",
-            "iss": "https://localhost:8443/72f988bf-86f1-41af-91ab-2d7cd011db47/",
-            "nbf": 1704067200,
             "oid": "9f1a4c6e-0000-4000-8000-000000000001",
             "rh": "<rh>",
             "sub": "9f1a4c6e-0000-4000-8000-000000000001",
@@ -203,22 +203,22 @@ async fn v2_client_secret_claims() {
     expect![[r#"
         {
           "header": {
-            "alg": "RS256",
-            "kid": "<kid>",
             "typ": "JWT",
-            "x5t": "<kid>"
+            "alg": "RS256",
+            "x5t": "<kid>",
+            "kid": "<kid>"
           },
           "payload": {
-            "aio": "<aio>",
             "aud": "https://management.azure.com/",
+            "iss": "https://localhost:8443/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0",
+            "iat": 1704067200,
+            "nbf": 1704067200,
+            "exp": 1704070800,
+            "aio": "<aio>",
             "azp": "66666666-7777-4888-8999-aaaaaaaaaaaa",
             "azpacr": "1",
-            "exp": 1704070800,
-            "iat": 1704067200,
             "idp": "https://localhost:8443/72f988bf-86f1-41af-91ab-2d7cd011db47/",
             "idtyp": "app",
-            "iss": "https://localhost:8443/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0",
-            "nbf": 1704067200,
             "oid": "11111111-2222-4333-8444-555555555555",
             "rh": "<rh>",
             "sub": "11111111-2222-4333-8444-555555555555",
@@ -285,15 +285,15 @@ async fn jwks_has_entras_shape() {
         {
           "keys": [
             {
-              "e": "AQAB",
-              "kid": "<kid>",
               "kty": "RSA",
-              "n": "qHRCiqxhfBpZZaZJ_K4RtscPbFgMcwFFkXTMOzIAOncBhWyg6XuAFeqDq6toXMQRbLrYnklcreaPZ2FBOps7PRHmzIgY4dxMnotCJy6k0pq09l-wGa-G5tS5B1p40JTvQoMErD6rCDn67eSeM5plkwZR83sLUqhJc-h_VlTdiSpsR5O_uxkoiysgMee3F9k92GU6T2Sok6Mef5UmIi_0v-bYyovivNQrQzfvm1GYL-mAMtBgazwPqKnw38cJmBexioRNb1nB_4zAtxXISX50eBpE6jFksb6k2bzo6o17S9DDiPUbJ6E3-FpBitiaqJpf9dyIFRBClusY68We8F29iQ",
               "use": "sig",
+              "kid": "<kid>",
+              "x5t": "<kid>",
+              "n": "qHRCiqxhfBpZZaZJ_K4RtscPbFgMcwFFkXTMOzIAOncBhWyg6XuAFeqDq6toXMQRbLrYnklcreaPZ2FBOps7PRHmzIgY4dxMnotCJy6k0pq09l-wGa-G5tS5B1p40JTvQoMErD6rCDn67eSeM5plkwZR83sLUqhJc-h_VlTdiSpsR5O_uxkoiysgMee3F9k92GU6T2Sok6Mef5UmIi_0v-bYyovivNQrQzfvm1GYL-mAMtBgazwPqKnw38cJmBexioRNb1nB_4zAtxXISX50eBpE6jFksb6k2bzo6o17S9DDiPUbJ6E3-FpBitiaqJpf9dyIFRBClusY68We8F29iQ",
+              "e": "AQAB",
               "x5c": [
                 "<certificate>"
-              ],
-              "x5t": "<kid>"
+              ]
             }
           ]
         }"#]]
