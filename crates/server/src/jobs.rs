@@ -21,9 +21,9 @@ use crate::state::AppState;
 pub const JOBS_LEASE: &str = "background-jobs";
 /// How long a taken lease lasts without renewal: the longest time the jobs go unrun after
 /// their node dies.
-pub const JOBS_LEASE_SECS: i64 = 15;
+pub const JOBS_LEASE_SECS: i64 = 10;
 /// How often every node tries to take or renew the lease.
-const JOBS_TICK: Duration = Duration::from_secs(5);
+const JOBS_TICK: Duration = Duration::from_secs(3);
 /// How often every node re-reads the signing keys.
 const KEY_RELOAD_TICK: Duration = Duration::from_secs(2);
 /// How often the leader looks at the key-rotation schedule (it rotates only when due).

@@ -134,6 +134,7 @@ pub fn rbac_id(role: &str) -> &'static str {
         "Virtual Machine Contributor" => "9980e02c-c2be-4d73-94e8-173b1dc7cf3c",
         "Managed Identity Operator" => "f1a07417-d97a-45cb-824c-7a7467783830",
         "Key Vault Secrets User" => "4633458b-17de-408a-b874-0445c86b69e6",
+        "Key Vault Secrets Officer" => "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
         other => panic!("no GUID for {other}"),
     }
 }

@@ -3,6 +3,7 @@
 
 mod agent;
 mod control_plane;
+mod deployment;
 mod foundation;
 mod identity;
 mod keyvault;
@@ -23,8 +24,8 @@ pub struct Ambient {
 }
 
 impl Ambient {
-    /// Starts `ambient ARGS...` with `--data-dir DIR --listen 127.0.0.1:0` and waits until it
-    /// has written `env.sh` for this run.
+    /// Starts `ambient ARGS...` with `--data-dir DIR --listen 127.0.0.1:0` (unless `extra`
+    /// names a `--listen`) and waits until it has written `env.sh` for this run.
     pub fn start(
         subcommand: &str,
         data_dir: &Path,
@@ -38,7 +39,11 @@ impl Ambient {
             .arg(subcommand)
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(if extra.contains(&"--listen") {
+                &[][..]
+            } else {
+                &["--listen", "127.0.0.1:0"][..]
+            })
             .args(extra)
             .env_remove("AMBIENT_HOME")
             .env("AMBIENT_LOG", "warn")
@@ -74,6 +79,20 @@ impl Ambient {
 
     pub fn url(&self) -> &str {
         self.var("AMBIENT_URL")
+    }
+
+    /// The address the process listens on (the public URL may name a proxy instead).
+    pub fn listen_addr(&self) -> std::net::SocketAddr {
+        let port: u16 = std::fs::read_to_string(self.data_dir.join("listen-port"))
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .expect("a listen port is remembered for --listen 127.0.0.1:0");
+        std::net::SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// The process id, to signal it.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     /// An HTTPS client that trusts only the generated CA.
