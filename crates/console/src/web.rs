@@ -325,11 +325,15 @@ impl Ctx {
     }
 
     /// Checks a form of this session (CSRF token and origin).
-    pub fn check_form(&self, headers: &HeaderMap, form: &Form) -> Result<(), Response> {
+    pub fn check_form(&self, headers: &HeaderMap, form: &Form) -> Result<(), Box<Response>> {
         session::check_form(headers, &self.app.public_url, &self.session.csrf, form.get("csrf"))
             .map_err(|error| {
                 tracing::info!(principal = %self.session.principal.object_id, %error, "console form refused");
-                self.error_page(StatusCode::FORBIDDEN, "The form was refused", html::error_text(&error.to_string()))
+                Box::new(self.error_page(
+                    StatusCode::FORBIDDEN,
+                    "The form was refused",
+                    html::error_text(&error.to_string()),
+                ))
             })
     }
 
@@ -367,28 +371,28 @@ impl Ctx {
     }
 
     /// `text` checked to be a resource id (a link or form may carry anything).
-    pub fn resource_id(&self, text: &str) -> Result<String, Response> {
+    pub fn resource_id(&self, text: &str) -> Result<String, Box<Response>> {
         match domain::ResourceId::parse(text.trim()) {
             Ok(id) if !id.is_root() => Ok(id.as_str().to_owned()),
-            _ => Err(self.error_page(
+            _ => Err(Box::new(self.error_page(
                 StatusCode::BAD_REQUEST,
                 "Not a resource",
                 html::error_text(&format!("{text:?} is not a resource id.")),
-            )),
+            ))),
         }
     }
 
     /// The subscription the pages show, as `/subscriptions/{id}`, or an explanation.
-    pub fn subscription_scope(&self) -> Result<String, Response> {
+    pub fn subscription_scope(&self) -> Result<String, Box<Response>> {
         match &self.session.subscription {
             Some(id) => Ok(format!("/subscriptions/{id}")),
-            None => Err(self.error_page(
+            None => Err(Box::new(self.error_page(
                 StatusCode::FORBIDDEN,
                 "No subscription",
                 html::error_text(
                     "You cannot see any subscription: ask an owner for a role on one.",
                 ),
-            )),
+            ))),
         }
     }
 }

@@ -18,6 +18,11 @@ use serde_json::{Value, json};
 use crate::{Ambient, tempdir};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// A script listing the page's form controls that have no label.
+const UNLABELLED: &str = "return [...document.querySelectorAll('input, select, textarea')]
+    .filter(c => !['hidden', 'submit', 'button'].includes(c.type))
+    .filter(c => c.labels.length === 0 && !c.getAttribute('aria-label'))
+    .map(c => c.outerHTML.slice(0, 120));";
 const SECRETS_USER: &str = "4633458b-17de-408a-b874-0445c86b69e6";
 const SECRETS_OFFICER: &str = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7";
 
@@ -244,10 +249,14 @@ impl Browser {
 
     /// Asserts the page holds `needle` (in its HTML).
     async fn expect(&self, needle: &str) {
-        let source = self.source().await;
-        if !source.contains(needle) {
-            let shown = self.text("body").await;
-            panic!("{} lacks {needle:?}; it shows:\n{shown}", self.current_url().await);
+        // Polled: a page may still be replacing the previous one.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.source().await.contains(needle) {
+            if Instant::now() > deadline {
+                let shown = self.text("body").await;
+                panic!("{} lacks {needle:?}; it shows:\n{shown}", self.current_url().await);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -266,6 +275,15 @@ impl Browser {
                 self.errors.push(format!("{name}: {}", entry["message"]));
             }
         }
+        // Every form control has a label a screen reader can announce.
+        let unlabelled = self
+            .command(
+                reqwest::Method::POST,
+                "/execute/sync",
+                Some(json!({"script": UNLABELLED, "args": []})),
+            )
+            .await;
+        assert_eq!(unlabelled, json!([]), "{name}: form controls without a label");
     }
 
     async fn resize(&self, width: u32, height: u32) {
@@ -449,6 +467,32 @@ async fn console_walks_the_seeds_story_in_a_real_browser() {
     browser.expect("Microsoft.Authorization/roleAssignments/write").await;
     browser.snap("activity-event").await;
 
+    // The token inspector, with the admin's own management token.
+    let answer: Value = ambient
+        .client()
+        .post(format!("{base}/{}/oauth2/v2.0/token", ambient.var("AMBIENT_TENANT_ID")))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", admin["appId"].as_str().unwrap()),
+            ("client_secret", admin["password"].as_str().unwrap()),
+            ("scope", "https://management.azure.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = answer["access_token"].as_str().unwrap();
+    browser.open(&format!("{base}/console/inspector")).await;
+    browser.type_into("#token", token).await;
+    browser.follow("form[action='/console/inspector'] button[type=submit]").await;
+    browser.expect("This token is valid here now.").await;
+    let checks = browser.text("#checks").await;
+    assert!(checks.contains("Signature Pass RS256, signed by published key"), "{checks}");
+    assert!(browser.text("main").await.contains("Owner"), "the admin's roles are listed");
+    browser.snap("token-inspected").await;
+
     // The other pages render without errors.
     for (path, needle, name) in [
         ("/console/signins", "id=\"signins\"", "sign-in-logs"),
@@ -482,5 +526,16 @@ async fn console_walks_the_seeds_story_in_a_real_browser() {
     browser.snap("signed-out").await;
 
     assert!(browser.errors.is_empty(), "browser console errors: {:#?}", browser.errors);
+    // The error check itself works: an error logged now is seen.
+    browser
+        .command(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": "console.error('probe of the error check')", "args": []})),
+        )
+        .await;
+    browser.snap("probe").await;
+    assert_eq!(browser.errors.len(), 1, "{:?}", browser.errors);
+    assert!(browser.errors[0].contains("probe of the error check"), "{:?}", browser.errors);
     println!("console story took {:?}", started.elapsed());
 }

@@ -22,6 +22,22 @@ pub struct AppsQuery {
     name: Option<String>,
 }
 
+/// What kind of resource an id names, in words (`virtual machine`, `user-assigned identity`).
+fn kind_of(id: &str) -> String {
+    let parsed = domain::ResourceId::parse(id).ok();
+    let resource_type = parsed
+        .as_ref()
+        .and_then(|id| id.resource_type().map(str::to_ascii_lowercase))
+        .unwrap_or_default();
+    match resource_type.as_str() {
+        "microsoft.compute/virtualmachines" => "virtual machine".to_owned(),
+        "microsoft.compute/virtualmachinescalesets" => "scale set".to_owned(),
+        "microsoft.web/sites" => "web or function app".to_owned(),
+        "microsoft.managedidentity/userassignedidentities" => "user-assigned identity".to_owned(),
+        other => other.rsplit('/').next().unwrap_or_default().to_owned(),
+    }
+}
+
 /// `GET /console/apps?type=managed|applications&name=`.
 pub async fn list(
     State(app): State<App>,
@@ -80,7 +96,10 @@ pub async fn list(
                             td { (html::id_text(html::text(principal, "/appId"))) }
                             td {
                                 @match resource {
-                                    Some(resource) => a href=(link("/resource", &[("id", resource)])) { (resource.rsplit('/').next().unwrap_or(resource)) },
+                                    Some(resource) => {
+                                        a href=(link("/resource", &[("id", resource)])) { (resource.rsplit('/').next().unwrap_or(resource)) }
+                                        " " span.muted.small { (kind_of(resource)) }
+                                    }
                                     None => (html::dash()),
                                 }
                             }

@@ -113,7 +113,7 @@ pub async fn join(
     let ctx = Ctx::new(app, session);
     let form = Form::parse(&body);
     if let Err(response) = ctx.check_form(&headers, &form) {
-        return response;
+        return *response;
     }
     let name = form.text("name");
     let path = format!("/hosting/hosts/{}", client::encode(name));
@@ -151,7 +151,7 @@ pub async fn revoke(
     let ctx = Ctx::new(app, session);
     let form = Form::parse(&body);
     if let Err(response) = ctx.check_form(&headers, &form) {
-        return response;
+        return *response;
     }
     let path = format!("/hosting/hosts/{}/revoke", client::encode(form.text("name")));
     match ctx.send(reqwest::Method::POST, &path, None).await {

@@ -61,7 +61,7 @@ impl Directory {
     }
 
     /// An assignee picker: managed identities, then applications.
-    pub fn picker(&self, name: &str, id: &str, selected: Option<&str>) -> Markup {
+    pub fn picker(&self, name: &str, id: &str, selected: Option<&str>, required: bool) -> Markup {
         let (managed, apps): (Vec<&Value>, Vec<&Value>) = self
             .0
             .iter()
@@ -75,7 +75,7 @@ impl Directory {
             }
         };
         html! {
-            select id=(id) name=(name) required {
+            select id=(id) name=(name) required[required] {
                 option value="" { "Choose a principal" }
                 optgroup label="Managed identities" { @for principal in &managed { (option(principal)) } }
                 optgroup label="Applications" { @for principal in &apps { (option(principal)) } }
@@ -112,31 +112,37 @@ async fn roles_at(ctx: &Ctx, scope: &str) -> Result<Vec<Role>, ApiError> {
 }
 
 /// The scope asked for, or the subscription.
-fn scope_of(ctx: &Ctx, asked: Option<&str>) -> Result<ResourceId, Response> {
+fn scope_of(ctx: &Ctx, asked: Option<&str>) -> Result<ResourceId, Box<Response>> {
     let text = match asked.filter(|scope| !scope.trim().is_empty()) {
         Some(scope) => scope.trim().to_owned(),
         None => ctx.subscription_scope()?,
     };
     ResourceId::parse(&text).map_err(|error| {
-        ctx.error_page(
+        Box::new(ctx.error_page(
             axum::http::StatusCode::BAD_REQUEST,
             "Not a scope",
             html::error_text(&format!("{text} is not a scope: {error}")),
-        )
+        ))
     })
 }
 
 /// Links to the IAM page of each scope from the root down to `scope`.
 fn breadcrumb(scope: &ResourceId, page: &str) -> Markup {
-    let ancestors = scope.ancestors_and_self();
+    // `/providers/{namespace}` ends an even number of segments but is no scope.
+    let ancestors: Vec<String> = scope
+        .ancestors_and_self()
+        .into_iter()
+        .filter(|key| key.rsplit('/').nth(1) != Some("providers"))
+        .collect();
     html! {
         p.small {
             "Scope: "
             @for (index, ancestor) in ancestors.iter().enumerate() {
                 @if index > 0 { " / " }
-                @let label = if ancestor == "/" { "Root (tenant)".to_owned() } else { ancestor.rsplit('/').next().unwrap_or(ancestor).to_owned() };
+                @let original = original_case(scope, ancestor);
+                @let label = if ancestor == "/" { "Root (tenant)".to_owned() } else { original.rsplit('/').next().unwrap_or(&original).to_owned() };
                 @if index + 1 == ancestors.len() { strong { (label) } }
-                @else { a href=(link(page, &[("scope", &original_case(scope, ancestor))])) { (label) } }
+                @else { a href=(link(page, &[("scope", &original)])) { (label) } }
             }
         }
     }
@@ -167,7 +173,7 @@ pub async fn show(
     let ctx = Ctx::new(app, session);
     let scope = match scope_of(&ctx, query.scope.as_deref()) {
         Ok(scope) => scope,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let assignments_path = authorization_path(scope.as_str(), "roleAssignments", Some("atScope()"));
     let (assignments, roles, directory) = tokio::join!(
@@ -198,7 +204,7 @@ pub async fn show(
             p.muted { "Review what a principal may do at this scope, and which role assignment gives it." }
             form.row method="get" action=(link("/iam/check", &[])) {
                 input type="hidden" name="scope" value=(scope.as_str());
-                div.field { label for="check-principal" { "Principal" } (directory.picker("principal", "check-principal", None)) }
+                div.field { label for="check-principal" { "Principal" } (directory.picker("principal", "check-principal", None, true)) }
                 button type="submit" { "Check access" }
             }
         }
@@ -264,8 +270,12 @@ pub async fn show(
             }
             div.field {
                 label for="assignee" { "Assign access to" }
-                (directory.picker("principal", "assignee", None))
+                (directory.picker("principal", "assignee", None, false))
                 span.hint { "Managed identities are listed first; an application is a service principal with its own credentials." }
+            }
+            div.field {
+                label for="assignee-id" { "or its object id " span.hint { "(when the directory cannot be listed)" } }
+                input #assignee-id type="text" name="principal_id" spellcheck="false" autocomplete="off";
             }
             div { button type="submit" { "Review + assign" } }
         }
@@ -296,11 +306,12 @@ pub async fn assign(
     let ctx = Ctx::new(app, session);
     let form = Form::parse(&body);
     if let Err(response) = ctx.check_form(&headers, &form) {
-        return response;
+        return *response;
     }
     let scope = form.text("scope");
     let back = link("/iam", &[("scope", scope)]);
-    let (Some(role), Some(principal)) = (form.get("role"), form.get("principal")) else {
+    let principal = form.get("principal").or(form.get("principal_id"));
+    let (Some(role), Some(principal)) = (form.get("role"), principal) else {
         return ctx.error_page(
             axum::http::StatusCode::BAD_REQUEST,
             "That did not work",
@@ -333,7 +344,7 @@ pub async fn remove(
     let ctx = Ctx::new(app, session);
     let form = Form::parse(&body);
     if let Err(response) = ctx.check_form(&headers, &form) {
-        return response;
+        return *response;
     }
     let scope = form.text("scope");
     match ctx
@@ -354,7 +365,7 @@ pub async fn check(
     let ctx = Ctx::new(app, session);
     let scope = match scope_of(&ctx, query.scope.as_deref()) {
         Ok(scope) => scope,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let principal = query.principal.as_deref().unwrap_or_default().trim().to_ascii_lowercase();
     let filter = format!("principalId eq '{}'", principal.replace('\'', "''"));
@@ -370,7 +381,7 @@ pub async fn check(
     };
     let picker = html! {
         form.row.card method="get" action=(link("/iam/check", &[])) {
-            div.field { label for="c-principal" { "Principal" } (directory.picker("principal", "c-principal", Some(&principal))) }
+            div.field { label for="c-principal" { "Principal" } (directory.picker("principal", "c-principal", Some(&principal), true)) }
             div.field { label for="c-scope" { "Scope" } input #c-scope type="text" name="scope" value=(scope.as_str()) size="60" spellcheck="false"; }
             button type="submit" { "Check access" }
         }
@@ -520,7 +531,7 @@ pub async fn roles(
     let ctx = Ctx::new(app, session);
     let scope = match scope_of(&ctx, query.scope.as_deref()) {
         Ok(scope) => scope,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let roles = match roles_at(&ctx, scope.as_str()).await {
         Ok(roles) => roles,

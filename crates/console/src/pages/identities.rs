@@ -31,7 +31,7 @@ pub async fn list(
     let ctx = Ctx::new(app, session);
     let subscription = match ctx.subscription_scope() {
         Ok(scope) => scope,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let identities_path =
         format!("{subscription}/providers/{UAMI_TYPE}?api-version={API_MANAGED_IDENTITY}");
@@ -143,7 +143,7 @@ pub async fn add_federated(
     let ctx = Ctx::new(app, session);
     let form = Form::parse(&body);
     if let Err(response) = ctx.check_form(&headers, &form) {
-        return response;
+        return *response;
     }
     let id =
         format!("{}/federatedIdentityCredentials/{}", form.text("identity"), form.text("name"));
@@ -168,7 +168,7 @@ pub async fn remove_federated(
     let ctx = Ctx::new(app, session);
     let form = Form::parse(&body);
     if let Err(response) = ctx.check_form(&headers, &form) {
-        return response;
+        return *response;
     }
     match ctx
         .send(reqwest::Method::DELETE, &arm_path(form.text("id"), API_MANAGED_IDENTITY), None)

@@ -81,7 +81,7 @@ pub async fn show(
     let ctx = Ctx::new(app, session);
     let id = match ctx.resource_id(query.id.as_deref().unwrap_or_default()) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let resource = match ctx.get(&arm_path(&id, web::api_version_for(&id))).await {
         Ok(resource) => resource,
@@ -226,11 +226,11 @@ pub async fn system(
     let ctx = Ctx::new(app, session);
     let form = Form::parse(&body);
     if let Err(response) = ctx.check_form(&headers, &form) {
-        return response;
+        return *response;
     }
     let id = match ctx.resource_id(form.text("id")) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let back = link("/resource/identity", &[("id", &id)]);
     let resource = match ctx.get(&arm_path(&id, web::api_version_for(&id))).await {
@@ -288,11 +288,11 @@ pub async fn add_user(
     let ctx = Ctx::new(app, session);
     let form = Form::parse(&body);
     if let Err(response) = ctx.check_form(&headers, &form) {
-        return response;
+        return *response;
     }
     let id = match ctx.resource_id(form.text("id")) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let back = link("/resource/identity", &[("id", &id), ("tab", "user")]);
     let resource = match ctx.get(&arm_path(&id, web::api_version_for(&id))).await {
@@ -317,11 +317,11 @@ pub async fn remove_user(
     let ctx = Ctx::new(app, session);
     let form = Form::parse(&body);
     if let Err(response) = ctx.check_form(&headers, &form) {
-        return response;
+        return *response;
     }
     let id = match ctx.resource_id(form.text("id")) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let back = link("/resource/identity", &[("id", &id), ("tab", "user")]);
     let patch = json!({"identity": {"userAssignedIdentities": {form.text("identity"): null}}});

@@ -80,7 +80,7 @@ pub async fn inspect(
     let ctx = Ctx::new(app.clone(), session);
     let form_data = Form::parse(&body);
     if let Err(response) = ctx.check_form(&headers, &form_data) {
-        return response;
+        return *response;
     }
     let text = form_data.text("token");
     let decoded = match jwt::decode(text) {

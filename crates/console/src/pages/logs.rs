@@ -101,7 +101,7 @@ pub async fn activity(
     let ctx = Ctx::new(app, session);
     let subscription = match ctx.subscription_scope() {
         Ok(scope) => scope,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let since = ctx.app.now() - window_secs(query.since.as_deref());
     let mut filter = format!("eventTimestamp ge '{}'", html::rfc3339(since));
@@ -156,14 +156,18 @@ pub async fn activity(
         p.muted.small { (shown.len()) " of " (events.len()) " events" }
         div.table-wrap {
             table #activity {
-                thead { tr { th { "Time" } th { "Operation" } th { "Status" } th { "Resource" } th { "Event initiated by" } } }
+                thead { tr { th { "Time (UTC)" } th { "Operation" } th { "Status" } th { "Resource" } th { "Event initiated by" } } }
                 tbody {
                     @for event in &shown {
                         tr {
-                            td { a href=(link("/activity/event", &[("id", html::text(event, "/eventDataId")), ("time", html::text(event, "/eventTimestamp"))])) { (html::api_time(html::text(event, "/eventTimestamp"))) } }
-                            td { code { (html::text(event, "/operationName/value")) } }
+                            td.time { a href=(link("/activity/event", &[("id", html::text(event, "/eventDataId")), ("time", html::text(event, "/eventTimestamp"))])) { (short_time(html::text(event, "/eventTimestamp"))) } }
+                            td {
+                                (operation_label(html::text(event, "/operationName/value")))
+                                br;
+                                code.small.muted { (html::text(event, "/operationName/value")) }
+                            }
                             td { (status_badge(html::text(event, "/status/value"))) }
-                            td { (html::text(event, "/resourceId").rsplit('/').next().unwrap_or_default()) }
+                            td { (resource_label(html::text(event, "/resourceId"))) }
                             td { (caller_name(event)) }
                         }
                     }
@@ -173,6 +177,53 @@ pub async fn activity(
         }
     };
     ctx.page(Nav::Activity, "Activity log", body)
+}
+
+/// `2025-01-31 12:00:00`: a time in a table whose header says UTC.
+fn short_time(text: &str) -> String {
+    html::api_time(text).trim_end_matches(" UTC").to_owned()
+}
+
+/// An operation in words: `Microsoft.Compute/virtualMachines/write` is "Create or update
+/// virtual machine".
+fn operation_label(operation: &str) -> String {
+    let parts: Vec<&str> = operation.split('/').collect();
+    let Some((verb, rest)) = parts.split_last() else { return operation.to_owned() };
+    let (verb, rest) = if *verb == "action" && rest.len() > 2 {
+        (rest[rest.len() - 1], &rest[..rest.len() - 1])
+    } else {
+        (*verb, rest)
+    };
+    let noun = match rest.last().map(|kind| kind.to_ascii_lowercase()).as_deref() {
+        Some("virtualmachines") => "virtual machine".to_owned(),
+        Some("virtualmachinescalesets") => "scale set".to_owned(),
+        Some("sites") => "web or function app".to_owned(),
+        Some("userassignedidentities") => "user-assigned identity".to_owned(),
+        Some("federatedidentitycredentials") => "federated credential".to_owned(),
+        Some("vaults") => "key vault".to_owned(),
+        Some("roleassignments") => "role assignment".to_owned(),
+        Some("roledefinitions") => "role definition".to_owned(),
+        Some("resourcegroups") => "resource group".to_owned(),
+        Some(other) => other.to_owned(),
+        None => String::new(),
+    };
+    match verb {
+        "write" => format!("Create or update {noun}"),
+        "delete" => format!("Delete {noun}"),
+        "read" => format!("Read {noun}"),
+        other => format!("{other} ({noun})"),
+    }
+}
+
+/// A resource in a few words: its name, or for a role assignment the scope it was made at.
+fn resource_label(id: &str) -> String {
+    let lower = id.to_ascii_lowercase();
+    if let Some(at) = lower.find("/providers/microsoft.authorization/roleassignments/") {
+        let scope = &id[..at];
+        let name = if scope.is_empty() { "/" } else { scope.rsplit('/').next().unwrap_or(scope) };
+        return format!("role assignment on {name}");
+    }
+    id.rsplit('/').next().unwrap_or_default().to_owned()
 }
 
 fn status_badge(status: &str) -> Markup {
@@ -197,7 +248,7 @@ pub async fn activity_event(
     let ctx = Ctx::new(app, session);
     let subscription = match ctx.subscription_scope() {
         Ok(scope) => scope,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let back = link("/activity", &[]);
     let id = query.id.unwrap_or_default();
@@ -359,11 +410,11 @@ pub async fn sign_ins(
         p.muted.small { (shown.len()) " of " (events.len()) " sign-ins" }
         div.table-wrap {
             table #signins {
-                thead { tr { th { "Time" } th { "Application" } th { "Type" } th { "Resource" } th { "Status" } th { "Credential" } } }
+                thead { tr { th { "Time (UTC)" } th { "Application" } th { "Type" } th { "Resource" } th { "Status" } th { "Credential" } } }
                 tbody {
                     @for event in &shown {
                         tr {
-                            td { a href=(link("/signins/event", &[("id", html::text(event, "/id")), ("time", html::text(event, "/createdDateTime"))])) { (html::api_time(html::text(event, "/createdDateTime"))) } }
+                            td.time { a href=(link("/signins/event", &[("id", html::text(event, "/id")), ("time", html::text(event, "/createdDateTime"))])) { (short_time(html::text(event, "/createdDateTime"))) } }
                             td { (html::text(event, "/appDisplayName")) br; span.small.muted { (html::text(event, "/appId")) } }
                             td { (html::text(event, "/principalType")) }
                             td { code { (html::text(event, "/resourceId")) } }
@@ -439,5 +490,45 @@ mod tests {
         assert_eq!(window_secs(Some("forever")), 86_400);
         assert_eq!(around("1970-01-01T00:01:00Z"), Some((59, 62)));
         assert_eq!(around("yesterday"), None);
+    }
+
+    #[test]
+    fn operations_read_as_words() {
+        assert_eq!(
+            operation_label("Microsoft.Compute/virtualMachines/write"),
+            "Create or update virtual machine"
+        );
+        assert_eq!(
+            operation_label("Microsoft.Authorization/roleAssignments/delete"),
+            "Delete role assignment"
+        );
+        assert_eq!(
+            operation_label("Microsoft.Resources/subscriptions/resourceGroups/write"),
+            "Create or update resource group"
+        );
+        assert_eq!(
+            operation_label("Microsoft.Compute/virtualMachines/start/action"),
+            "start (virtual machine)"
+        );
+    }
+
+    #[test]
+    fn role_assignments_are_named_by_their_scope() {
+        assert_eq!(
+            resource_label(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Authorization/roleAssignments/g"
+            ),
+            "role assignment on rg"
+        );
+        assert_eq!(
+            resource_label("/providers/Microsoft.Authorization/roleAssignments/g"),
+            "role assignment on /"
+        );
+        assert_eq!(
+            resource_label(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"
+            ),
+            "vm"
+        );
     }
 }

@@ -139,7 +139,7 @@ pub async fn rotate(
     let ctx = Ctx::new(app, session);
     let form = Form::parse(&body);
     if let Err(response) = ctx.check_form(&headers, &form) {
-        return response;
+        return *response;
     }
     let activate: i64 = form.text("activate_in_seconds").parse().unwrap_or(0);
     let body = json!({"activateInSeconds": activate});

@@ -191,7 +191,7 @@ pub async fn groups(
     let ctx = Ctx::new(app, session);
     let subscription = match ctx.subscription_scope() {
         Ok(scope) => scope,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let (groups, resources) = tokio::join!(groups_of(&ctx, &subscription), all_resources(&ctx));
     let groups = match groups {
@@ -244,11 +244,11 @@ pub async fn create_group(
     let ctx = Ctx::new(app, session);
     let form = Form::parse(&body);
     if let Err(response) = ctx.check_form(&headers, &form) {
-        return response;
+        return *response;
     }
     let subscription = match ctx.subscription_scope() {
         Ok(scope) => scope,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let id = format!("{subscription}/resourceGroups/{}", form.text("name"));
     let body = json!({"location": form.get("location").unwrap_or("local")});
@@ -267,7 +267,7 @@ pub async fn list(
     let ctx = Ctx::new(app, session);
     let subscription = match ctx.subscription_scope() {
         Ok(scope) => scope,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let (resources, groups) = tokio::join!(all_resources(&ctx), groups_of(&ctx, &subscription));
     let resources = match resources {
@@ -407,11 +407,11 @@ pub async fn create(
     let ctx = Ctx::new(app, session);
     let form = Form::parse(&body);
     if let Err(response) = ctx.check_form(&headers, &form) {
-        return response;
+        return *response;
     }
     let subscription = match ctx.subscription_scope() {
         Ok(scope) => scope,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let back = link("/resources", &[]);
     let Some(kind) = KINDS.iter().find(|item| Some(item.key) == form.get("kind")) else {
@@ -482,7 +482,7 @@ pub async fn show(
     let ctx = Ctx::new(app, session);
     let id = match ctx.resource_id(query.id.as_deref().unwrap_or_default()) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let resource = match ctx.get(&arm_path(&id, web::api_version_for(&id))).await {
         Ok(resource) => resource,
@@ -557,7 +557,7 @@ pub async fn confirm_delete(
     let ctx = Ctx::new(app, session);
     let id = match ctx.resource_id(query.id.as_deref().unwrap_or_default()) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let resource = match ctx.get(&arm_path(&id, web::api_version_for(&id))).await {
         Ok(resource) => resource,
@@ -599,11 +599,11 @@ pub async fn delete(
     let ctx = Ctx::new(app, session);
     let form = Form::parse(&body);
     if let Err(response) = ctx.check_form(&headers, &form) {
-        return response;
+        return *response;
     }
     let id = match ctx.resource_id(form.text("id")) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let id = id.as_str();
     let is_group = ResourceId::parse(id).is_ok_and(|id| id.is_resource_group());

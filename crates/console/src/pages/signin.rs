@@ -158,7 +158,7 @@ pub async fn sign_out(
 ) -> Response {
     let ctx = crate::web::Ctx::new(app.clone(), session);
     if let Err(response) = ctx.check_form(&headers, &Form::parse(&body)) {
-        return response;
+        return *response;
     }
     app.sessions.sign_out(&ctx.session, app.now());
     tracing::info!(principal = %ctx.session.principal.object_id, "console sign-out");

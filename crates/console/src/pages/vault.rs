@@ -35,7 +35,7 @@ pub async fn list(State(app): State<App>, session: Session) -> Response {
     let ctx = Ctx::new(app, session);
     let subscription = match ctx.subscription_scope() {
         Ok(scope) => scope,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let vaults = match ctx
         .list(&format!("{subscription}/providers/{VAULT_TYPE}?api-version={API_KEY_VAULT}"))
@@ -124,7 +124,7 @@ pub async fn show(
     let ctx = Ctx::new(app, session);
     let id = match ctx.resource_id(query.id.as_deref().unwrap_or_default()) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let (vault, uri) = match vault_of(&ctx, &id).await {
         Ok(found) => found,
@@ -184,7 +184,7 @@ pub async fn secret(
     let ctx = Ctx::new(app, session);
     let id = match ctx.resource_id(query.id.as_deref().unwrap_or_default()) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let name = query.name.unwrap_or_default();
     let back = link("/vault", &[("id", &id)]);
@@ -255,11 +255,11 @@ pub async fn reveal(
     let ctx = Ctx::new(app, session);
     let form = Form::parse(&body);
     if let Err(response) = ctx.check_form(&headers, &form) {
-        return response;
+        return *response;
     }
     let id = match ctx.resource_id(form.text("id")) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let id = id.as_str();
     let name = form.text("name");
@@ -315,11 +315,11 @@ pub async fn set_secret(
     let ctx = Ctx::new(app, session);
     let form = Form::parse(&body);
     if let Err(response) = ctx.check_form(&headers, &form) {
-        return response;
+        return *response;
     }
     let id = match ctx.resource_id(form.text("id")) {
         Ok(id) => id,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let id = id.as_str();
     let back = link("/vault", &[("id", id)]);
