@@ -525,6 +525,57 @@ async fn console_walks_the_seeds_story_in_a_real_browser() {
     assert!(browser.current_url().await.contains("/console/signin"));
     browser.snap("signed-out").await;
 
+    // A service principal with a certificate signs in with the file, and the server's RBAC
+    // shows through: it holds no role, so it sees no subscription and no directory.
+    let client = ambient.client();
+    let admin_token = token;
+    let created: Value = client
+        .post(format!("{base}/v1.0/servicePrincipals"))
+        .bearer_auth(admin_token)
+        .json(&json!({"displayName": "console-cert-sp"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let app_id = created["appId"].as_str().unwrap();
+    let certificate: Value = client
+        .post(format!("{base}/v1.0/servicePrincipals/{app_id}/ambient.createCertificate"))
+        .bearer_auth(admin_token)
+        .json(&json!({"validityDays": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pem_path = dir.join("console-cert-sp.pem");
+    std::fs::write(
+        &pem_path,
+        format!(
+            "{}{}",
+            certificate["certificatePem"].as_str().unwrap(),
+            certificate["privateKeyPem"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    browser.type_into("#client_id", app_id).await;
+    let file_input = browser.find("#certificate").await;
+    browser
+        .command(
+            reqwest::Method::POST,
+            &format!("/element/{file_input}/value"),
+            Some(json!({"text": pem_path.display().to_string()})),
+        )
+        .await;
+    browser.follow("main form button[type=submit]").await;
+    // It may not read the directory, so the console names it by its app id.
+    assert_eq!(browser.text(".who-name").await, app_id);
+    browser.expect("none visible to you").await;
+    browser.expect("You do not have access to this.").await;
+    browser.snap("certificate-sign-in").await;
+
     assert!(browser.errors.is_empty(), "browser console errors: {:#?}", browser.errors);
     // The error check itself works: an error logged now is seen.
     browser
