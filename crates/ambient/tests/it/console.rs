@@ -34,6 +34,8 @@ struct Browser {
     session: String,
     shots: PathBuf,
     shot_count: usize,
+    /// Chromium's fresh profile directory, removed on drop.
+    profile: PathBuf,
     /// Browser console errors seen so far, with the step they appeared at.
     errors: Vec<String>,
 }
@@ -98,6 +100,8 @@ impl Browser {
             "--disable-component-update".to_owned(),
             "--disable-sync".to_owned(),
             "--disable-dev-shm-usage".to_owned(),
+            "--disable-crash-reporter".to_owned(),
+            "--disable-breakpad".to_owned(),
             // Anything but loopback goes to a closed port: the test reaches no network.
             "--proxy-server=http://127.0.0.1:9".to_owned(),
             "--window-size=1280,900".to_owned(),
@@ -134,6 +138,7 @@ impl Browser {
             session: format!("{base}/session/{id}"),
             shots: shots.to_owned(),
             shot_count: 0,
+            profile,
             errors: Vec::new(),
         }
     }
@@ -298,8 +303,52 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // Ending the session makes ChromeDriver close Chromium; killing the driver alone would
+        // leave the browser running.
+        if let Err(error) = delete_session(&self.session) {
+            eprintln!("could not end the WebDriver session: {error}");
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// `DELETE {session}` with a plain blocking HTTP/1.1 request (drop cannot await), waiting for
+/// the answer, which comes once the browser is gone.
+fn delete_session(session: &str) -> std::io::Result<()> {
+    use std::io::{Read as _, Write as _};
+    let rest = session.strip_prefix("http://").unwrap_or(session);
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut stream = std::net::TcpStream::connect(host)?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    write!(
+        stream,
+        "DELETE /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )?;
+    // Read the head and as much body as it announces (the driver may keep the connection).
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let read = stream.read(&mut buffer)?;
+        if read == 0 {
+            return Ok(());
+        }
+        answer.extend_from_slice(&buffer[..read]);
+        let text = String::from_utf8_lossy(&answer);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            if body.len() >= length {
+                return Ok(());
+            }
+        }
     }
 }
 
