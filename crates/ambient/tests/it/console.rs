@@ -450,6 +450,14 @@ async fn console_walks_the_seeds_story_in_a_real_browser() {
     assert!(assignments.contains("Key Vault Secrets User"), "{assignments}");
     assert!(assignments.contains("vm-console"), "{assignments}");
     browser.snap("vault-iam").await;
+    browser
+        .command(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": "document.getElementById('add').scrollIntoView()", "args": []})),
+        )
+        .await;
+    browser.snap("vault-iam-add-role-assignment").await;
 
     // Both managed identities under Enterprise applications, filtered by application type.
     browser.open(&format!("{base}/console/apps")).await;

@@ -90,7 +90,7 @@ pub async fn list(
                     @for principal in &shown {
                         @let resource = principal["alternativeNames"].as_array().and_then(|names| names.iter().filter_map(Value::as_str).find(|name| name.starts_with("/subscriptions/")));
                         tr {
-                            td { (html::text(principal, "/displayName")) }
+                            td.nowrap { (html::text(principal, "/displayName")) }
                             td { (principal_kind(principal)) }
                             td { (html::id_text(html::text(principal, "/id"))) }
                             td { (html::id_text(html::text(principal, "/appId"))) }

@@ -169,7 +169,7 @@ fn user_tab_body(
                     @for (user, client_id, principal_id) in &identities.users {
                         @let parsed = ResourceId::parse(user).ok();
                         tr {
-                            td { a href=(link("/resource", &[("id", user)])) { (parsed.as_ref().and_then(ResourceId::name).unwrap_or(user)) } }
+                            td.nowrap { a href=(link("/resource", &[("id", user)])) { (parsed.as_ref().and_then(ResourceId::name).unwrap_or(user)) } }
                             td { (parsed.as_ref().and_then(ResourceId::resource_group).unwrap_or_default()) }
                             td { (html::id_text(client_id)) }
                             td { (html::id_text(principal_id)) }

@@ -213,7 +213,7 @@ pub async fn groups(
                         @let name = html::text(group, "/name");
                         @let count = resources.iter().filter(|r| r["id"].as_str().and_then(|id| ResourceId::parse(id).ok()).and_then(|id| id.resource_group().map(|g| g.eq_ignore_ascii_case(name))).unwrap_or(false)).count();
                         tr {
-                            td { a href=(link("/resource", &[("id", html::text(group, "/id"))])) { (name) } }
+                            td.nowrap { a href=(link("/resource", &[("id", html::text(group, "/id"))])) { (name) } }
                             td { (html::text(group, "/location")) }
                             td { a href=(link("/resources", &[("group", name)])) { (count) } }
                             td.actions { a href=(link("/resource/delete", &[("id", html::text(group, "/id"))])) { "Delete" } }
@@ -327,7 +327,7 @@ pub async fn list(
                     @for resource in &shown {
                         @let id = html::text(resource, "/id");
                         tr {
-                            td { a href=(link("/resource", &[("id", id)])) { (html::text(resource, "/name")) } }
+                            td.nowrap { a href=(link("/resource", &[("id", id)])) { (html::text(resource, "/name")) } }
                             td { (friendly_type(resource)) }
                             td { (ResourceId::parse(id).ok().and_then(|id| id.resource_group().map(str::to_owned)).unwrap_or_default()) }
                             td { (html::text(resource, "/location")) }
