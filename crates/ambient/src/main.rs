@@ -132,6 +132,20 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// The web console at `/console/`, built by the server once its listener is bound.
+fn console_router() -> server::RouterFactory {
+    std::sync::Arc::new(|info: &server::ListenInfo| {
+        console::router(console::ConsoleConfig {
+            public_url: info.public_url.clone(),
+            local_addr: info.local_addr,
+            ca_pem: info.ca_pem.clone(),
+            tenant_id: info.tenant_id.clone(),
+            dns_suffix: info.dns_suffix.clone(),
+            key: domain::Secret::new(*info.console_key.expose()),
+        })
+    })
+}
+
 async fn serve(mode: server::Mode, args: ServerArgs, global: cli::GlobalArgs) -> Result<()> {
     let signals = StopSignals::install()?;
     init_tracing(&args.log);
@@ -151,7 +165,8 @@ async fn serve(mode: server::Mode, args: ServerArgs, global: cli::GlobalArgs) ->
         host_certificate_lifetime: args.host_certificate_lifetime,
     };
     let master_key = std::env::var("AMBIENT_MASTER_KEY").ok();
-    let config = server::ServerConfig::resolve(mode, file.overlay(flags), master_key, &cwd)?;
+    let mut config = server::ServerConfig::resolve(mode, file.overlay(flags), master_key, &cwd)?;
+    config.console = Some(console_router());
     let running = server::start(config).await?;
     // `ambient dev` runs the agent for host `local` in this process, enrolled through the same
     // protocol as a remote agent.

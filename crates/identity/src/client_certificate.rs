@@ -88,6 +88,23 @@ impl ClientCertificateCredential {
     }
 }
 
+impl ClientCertificateCredential {
+    /// A fresh client assertion for this credential's own token endpoint
+    /// (`{authority}/{tenant}/oauth2/v2.0/token`), for a caller that sends the token request
+    /// itself: Ambient's web console posts it to the server's bound address rather than to the
+    /// authority's name. Each call signs a new assertion (its own `jti`, valid 10 minutes).
+    pub fn client_assertion(&self) -> Result<crate::Secret> {
+        let inner = &self.inner;
+        let tenant = inner.entra.resolve_tenant(&TokenRequestOptions::default())?;
+        inner.certificate.assertion(
+            inner.entra.client_id(),
+            &inner.entra.token_endpoint(&tenant),
+            inner.entra.clock().now_unix_secs(),
+            inner.send_certificate_chain,
+        )
+    }
+}
+
 #[async_trait]
 impl TokenCredential for ClientCertificateCredential {
     async fn get_token(

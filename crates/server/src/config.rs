@@ -77,6 +77,9 @@ pub struct ServerConfig {
     /// Lifetime of the client certificates issued to agents (they renew at half-life).
     pub host_certificate_lifetime_secs: i64,
     pub clock: Arc<dyn domain::Clock>,
+    /// The web console, served at `/console` on the same listener when set (the `ambient`
+    /// binary sets it; this crate does not depend on the console).
+    pub console: Option<crate::RouterFactory>,
 }
 
 /// The origin clients use to reach the deployment: `https://{host}[:{port}]`, no path.
@@ -236,6 +239,7 @@ impl ServerConfig {
                 .filter(|key| !key.is_empty())
                 .map(domain::Secret::new),
             clock: Arc::new(domain::SystemClock),
+            console: None,
         })
     }
 }

@@ -14,8 +14,9 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{arm, directory, hosting, keyvault, sts};
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// The API's routes, with `console` (when given) nested at `/console` inside the same layers.
+pub fn router(state: AppState, console: Option<Router>) -> Router {
+    let mut routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         // Token service (Entra ID's role).
@@ -61,7 +62,11 @@ pub fn router(state: AppState) -> Router {
         .route("/hosting/renew", post(hosting::renew))
         .route("/hosting/assignments", get(hosting::assignments))
         .route("/hosting/status", post(hosting::status))
-        .route("/hosting/token", post(hosting::token))
+        .route("/hosting/token", post(hosting::token));
+    if let Some(console) = console {
+        routes = routes.nest_service("/console", console);
+    }
+    routes
         .fallback(not_found)
         .with_state(state.clone())
         .layer(DefaultBodyLimit::max(domain::limits::REQUEST_BODY_BYTES_MAX))

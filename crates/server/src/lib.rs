@@ -60,6 +60,25 @@ pub enum StartError {
     Issuer(String),
 }
 
+/// What a router served beside the API (the web console) learns about the listener once it is
+/// bound: where clients reach it, where this process can reach it, and whom to trust.
+pub struct ListenInfo {
+    /// The public URL's origin: the issuer's authority and the URL clients use.
+    pub public_url: String,
+    /// The bound address; calls to the API from inside this process go here.
+    pub local_addr: SocketAddr,
+    /// The local CA (PEM) that issued the server's certificate.
+    pub ca_pem: String,
+    pub tenant_id: String,
+    /// Vaults are `{name}.vault.{dns_suffix}`.
+    pub dns_suffix: String,
+    /// A key for the console alone, derived from the master key (HKDF, label `console`).
+    pub console_key: domain::Secret<[u8; 32]>,
+}
+
+/// Builds a router to nest at `/console` once the listener is bound.
+pub type RouterFactory = Arc<dyn Fn(&ListenInfo) -> axum::Router + Send + Sync>;
+
 /// A server that is accepting connections.
 pub struct RunningServer {
     local_addr: SocketAddr,
@@ -159,9 +178,23 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         caches: Arc::new(state::HotCaches::default()),
         leadership: Arc::new(jobs::Leadership::default()),
     };
+    let console = config.console.as_ref().map(|factory| {
+        factory(&ListenInfo {
+            public_url: base_url.clone(),
+            local_addr,
+            ca_pem: state.ca.cert_pem().to_owned(),
+            tenant_id: deployment.tenant_id.clone(),
+            dns_suffix: config.dns_suffix.clone(),
+            console_key: domain::Secret::new(*master_key.derive_subkey("console")),
+        })
+    });
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let task =
-        tokio::spawn(tls::serve(listener, tls_config, http::router(state.clone()), shutdown_rx));
+    let task = tokio::spawn(tls::serve(
+        listener,
+        tls_config,
+        http::router(state.clone(), console),
+        shutdown_rx,
+    ));
     let background = jobs::spawn(&state);
     let running = RunningServer {
         local_addr,

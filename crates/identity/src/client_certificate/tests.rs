@@ -225,3 +225,20 @@ fn pem_block(label: &str, der: &[u8]) -> String {
         base64.as_bytes().chunks(64).map(|chunk| std::str::from_utf8(chunk).unwrap()).collect();
     format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
 }
+
+#[tokio::test]
+async fn a_caller_can_take_the_assertion_and_send_the_request_itself() {
+    // Goal: `client_assertion` signs the same assertion `get_token` would send, for the
+    // credential's own token endpoint, fresh on each call. Method: decode two assertions.
+    let (fake, credential, _clock) = setup(&certificate_and_key_pem(), false).await;
+    let first = credential.client_assertion().unwrap();
+    let second = credential.client_assertion().unwrap();
+    let claims =
+        |assertion: &crate::Secret| jwt_json(assertion.expose().split('.').nth(1).unwrap());
+    let (first, second) = (claims(&first), claims(&second));
+    assert_eq!(first["aud"], json!(format!("{}/{TENANT}/oauth2/v2.0/token", fake.authority)));
+    assert_eq!(first["iss"], json!(CLIENT_ID));
+    assert_eq!(first["sub"], json!(CLIENT_ID));
+    assert_eq!(first["exp"].as_i64().unwrap() - first["iat"].as_i64().unwrap(), 600);
+    assert_ne!(first["jti"], second["jti"]);
+}
