@@ -185,7 +185,9 @@ async fn serve(state: &AppState, name: &str, request: Request) -> Result<Respons
         soft_delete: properties["enableSoftDelete"].as_bool().unwrap_or(true),
         retention_days: properties["softDeleteRetentionInDays"].as_i64().unwrap_or(90),
     };
-    let vault_uri = properties["vaultUri"].as_str().unwrap_or_default().to_owned();
+    // Derived from the public URL now, never from what a row once stored.
+    let vault_uri =
+        format!("https://{}.{}/", vault_row.name.to_ascii_lowercase(), state.vault_host);
     let body = axum::body::to_bytes(body, domain::limits::REQUEST_BODY_BYTES_MAX)
         .await
         .map_err(|_| KvError::bad("The request body is too large."))?;
