@@ -34,6 +34,10 @@ pub const RESOURCE_NAME_CHARS_MAX: usize = 90;
 pub const RESOURCE_ID_CHARS_MAX: usize = 1024;
 /// Federated identity credentials per user-assigned identity (as on Azure).
 pub const FEDERATED_CREDENTIALS_PER_IDENTITY_MAX: usize = 20;
+/// Tags on one resource (Azure's limit).
+pub const TAGS_PER_RESOURCE_MAX: usize = 50;
+/// Characters in a tag name (Azure's limit).
+pub const TAG_NAME_CHARS_MAX: usize = 512;
 
 const _: () = assert!(CLIENT_CREDENTIAL_TOKEN_LIFETIME_SECS <= TOKEN_LIFETIME_SECS_MAX);
 const _: () = assert!(MANAGED_IDENTITY_TOKEN_LIFETIME_SECS <= TOKEN_LIFETIME_SECS_MAX);

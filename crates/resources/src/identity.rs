@@ -32,21 +32,13 @@ impl IdentitySpec {
         }
     }
 
-    /// The spec a stored identity block describes (`type` and the keys of
-    /// `userAssignedIdentities`).
-    pub fn from_stored(block: Option<&Value>) -> IdentitySpec {
+    /// The spec a resource's current identity block describes.
+    pub fn of(block: Option<&crate::model::IdentityBlock>) -> IdentitySpec {
         let Some(block) = block else { return IdentitySpec::default() };
-        let (system, _) = block
-            .get("type")
-            .and_then(Value::as_str)
-            .and_then(|text| parse_type(text).ok())
-            .unwrap_or((false, false));
-        let user = block
-            .get("userAssignedIdentities")
-            .and_then(Value::as_object)
-            .map(|map| map.keys().filter_map(|key| ResourceId::parse(key).ok()).collect())
-            .unwrap_or_default();
-        IdentitySpec { system, user }
+        IdentitySpec {
+            system: block.system.is_some(),
+            user: block.user.iter().map(|user| user.id.clone()).collect(),
+        }
     }
 }
 
@@ -169,7 +161,9 @@ mod tests {
 
     #[track_caller]
     fn check(current: &str, patch: &str, expect: expect_test::Expect) {
-        let current = IdentitySpec::from_stored(Some(&serde_json::from_str(current).unwrap()));
+        let block =
+            crate::model::IdentityBlock::from_json(&serde_json::from_str(current).unwrap()).unwrap();
+        let current = IdentitySpec::of(Some(&block));
         let actual = match apply_patch(&current, &serde_json::from_str(patch).unwrap()) {
             Ok(spec) => format!(
                 "{} {:?}",
@@ -185,7 +179,7 @@ mod tests {
     fn patches_merge_as_arm_does() {
         let none = r#"{"type":"None"}"#;
         let both = format!(
-            r#"{{"type":"SystemAssigned, UserAssigned","userAssignedIdentities":{{"{ID1}":{{}}}}}}"#
+            r#"{{"type":"SystemAssigned, UserAssigned","principalId":"p","tenantId":"t","userAssignedIdentities":{{"{ID1}":{{}}}}}}"#
         );
         check(none, r#"{"type":"SystemAssigned"}"#, expect_test::expect![[r#"SystemAssigned []"#]]);
         check(

@@ -1,12 +1,18 @@
-//! Resource-manager semantics: which resource types exist, what an `identity` block means, and
-//! what each create, update and delete changes, including the lifecycle rules of managed
-//! identities (DESIGN §3) and the activity log.
+//! Resource-manager semantics: which resource types exist ([`types`]), the typed model every
+//! row is parsed into once ([`model::Resource`], [`model::IdentityBlock`]), what each create,
+//! update and delete changes ([`plan`]: pure, rows in and a [`plan::Plan`] out, including the
+//! lifecycle rules of managed identities of DESIGN §3, role assignments and custom roles), the
+//! reads a plan needs ([`load`]), ARM's JSON for roles and assignments ([`render`]), and the
+//! activity log's events ([`activity`]).
 //!
-//! Each operation is planned against the store's current rows and returns a [`Plan`]: the
-//! batch of `store::Write`s that realises it in one transaction, the resulting row, and the
-//! user-assigned identities it newly attaches (the caller must hold
-//! `Microsoft.ManagedIdentity/userAssignedIdentities/assign/action` on each before applying).
-//! Rendering rows back to ARM JSON is [`render`].
+//! Typical use, in the server:
+//!
+//! ```text
+//! let rows = resources::load::for_put(store, &id, &body).await?;
+//! let plan = resources::plan::put(&context, &rows, PutRequest { id: &id, body: &body, patch })?;
+//! // check `plan.attach` (linked authorization), then apply `plan.writes` in one transaction
+//! let json = plan.resource.unwrap().render(vault_host);
+//! ```
 //!
 //! Template deployments use [`template`], the ARM template language engine (pure, no store):
 //! [`template::Template::parse`], then `prepare` with the parameters, then
@@ -15,11 +21,15 @@
 
 pub mod activity;
 pub mod identity;
+pub mod load;
+pub mod model;
 pub mod plan;
+pub mod render;
 pub mod template;
 pub mod types;
 
-pub use crate::plan::{Plan, Planner};
+pub use crate::model::{IdentityBlock, Resource};
+pub use crate::plan::{Plan, PutRequest};
 pub use crate::types::{Kind, ResourceType};
 
 /// Why an operation cannot be done, in ARM's terms.
@@ -31,9 +41,15 @@ pub enum Error {
     /// Something the request names does not exist (`ResourceGroupNotFound`, `ResourceNotFound`...).
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
-    /// The resource changed while the request was being handled.
+    /// The resource changed while the request was being handled, or a name is taken.
     #[error("{0}")]
     Conflict(String),
+    /// A conflict with ARM's own code (`RoleAssignmentUpdateNotPermitted`...).
+    #[error("{message}")]
+    ConflictWithCode { code: &'static str, message: String },
+    /// A stored row this version cannot read.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
     #[error(transparent)]
     Store(#[from] store::Error),
 }
@@ -46,8 +62,11 @@ impl Error {
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
         Error::NotFound { code, message: message.into() }
     }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Error::ConflictWithCode { code, message: message.into() }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-pub use crate::plan::render;
