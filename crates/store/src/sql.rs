@@ -624,37 +624,47 @@ macro_rules! store_impl {
             Ok(())
         }
 
+        /// Brings the schema up to date with `migrator`, adopting first what the old runner
+        /// recorded (see `migrate.rs`). The caller holds the backend's migration lock.
+        /// `table_exists_sql` counts the tables named `$1` in the dialect's catalogue.
         async fn run_migrations(
             pool: &sqlx::Pool<$db>,
-            migrations: &[crate::migrate::Migration],
+            migrator: &sqlx::migrate::Migrator,
+            table_exists_sql: &'static str,
         ) -> Result<()> {
-            use domain::Clock as _;
-            let mut conn = pool.acquire().await?;
-            sqlx::query(crate::migrate::BOOKKEEPING_TABLE).execute(&mut *conn).await?;
-            let applied: Vec<i64> =
-                sqlx::query_scalar("SELECT version FROM ambient_migrations ORDER BY version")
-                    .fetch_all(&mut *conn)
+            use sqlx::migrate::Migrate as _;
+
+            use crate::migrate::{OLD_TABLE, TABLE};
+
+            let mut tx = pool.begin().await?;
+            let old_exists: i64 =
+                sqlx::query_scalar(table_exists_sql).bind(OLD_TABLE).fetch_one(&mut *tx).await?;
+            let exists: i64 =
+                sqlx::query_scalar(table_exists_sql).bind(TABLE).fetch_one(&mut *tx).await?;
+            let mut applied: Vec<i64> = Vec::new();
+            if exists > 0 {
+                applied = sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+                    .fetch_all(&mut *tx)
                     .await?;
-            let known_max = migrations.last().map_or(0, |m| m.version);
-            if let Some(newest) = applied.last().filter(|newest| **newest > known_max) {
-                return Err(Error::Config(format!(
-                    "the database schema (version {newest}) is newer than this build knows \
-                     ({known_max}); upgrade ambient"
-                )));
+            } else if old_exists > 0 {
+                applied = sqlx::query_scalar("SELECT version FROM ambient_migrations ORDER BY version")
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let adopted = crate::migrate::adopted(migrator, &applied)?;
+                let migrate_error = |error| crate::migrate::error(error, migrator);
+                tx.ensure_migrations_table(TABLE).await.map_err(migrate_error)?;
+                for migration in adopted {
+                    tx.skip(TABLE, migration).await.map_err(migrate_error)?;
+                }
+                tracing::info!(
+                    versions = ?applied,
+                    backend = $backend,
+                    "adopted the migrations recorded by the previous runner"
+                );
             }
-            for migration in migrations.iter().filter(|m| !applied.contains(&m.version)) {
-                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                sqlx::raw_sql(migration.sql).execute(&mut *tx).await?;
-                sqlx::query(
-                    "INSERT INTO ambient_migrations (version, description, applied_at) \
-                     VALUES ($1, $2, $3)",
-                )
-                .bind(migration.version)
-                .bind(migration.description)
-                .bind(domain::SystemClock.now().millis())
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
+            tx.commit().await?;
+            migrator.run(pool).await.map_err(|error| crate::migrate::error(error, migrator))?;
+            for migration in migrator.iter().filter(|m| !applied.contains(&m.version)) {
                 tracing::info!(version = migration.version, backend = $backend, "applied migration");
             }
             Ok(())
