@@ -11,8 +11,8 @@
 //! `list_*` methods, and change anything with [`Store::apply`], which runs a batch of [`Write`]s
 //! in one transaction: either all of them are durable when it returns `Ok`, or none is.
 //!
-//! Rows are plain structs in [`records`]; `server` and the semantic crates convert them to and
-//! from domain types by hand.
+//! Rows are plain structs in [`records`], decoded with `sqlx::FromRow`; `server` and the semantic
+//! crates convert them to and from domain types by hand.
 
 pub mod records;
 

@@ -72,4 +72,4 @@ impl PostgresStore {
     }
 }
 
-crate::sql::store_impl!(PostgresStore, sqlx::Postgres, sqlx::postgres::PgRow, "postgres");
+crate::sql::store_impl!(PostgresStore, sqlx::Postgres, "postgres");

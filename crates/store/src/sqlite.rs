@@ -65,4 +65,4 @@ impl SqliteStore {
     }
 }
 
-crate::sql::store_impl!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow, "sqlite");
+crate::sql::store_impl!(SqliteStore, sqlx::Sqlite, "sqlite");
