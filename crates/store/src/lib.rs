@@ -3,14 +3,16 @@
 //! [`Store`] is one trait with two implementations, [`SqliteStore`] (the embedded default, WAL
 //! with `synchronous=FULL`) and [`PostgresStore`] (several servers may share one database).
 //! Both run the same query text (`sql.rs`), expanded per backend, and each has its own migration
-//! history under `migrations/{sqlite,postgres}`, kept parallel.
+//! history under `migrations/{sqlite,postgres}`, kept parallel, embedded with its checksums by
+//! `sqlx::migrate!` (`migrate.rs`; opening refuses a database whose applied migration was edited
+//! since, or that is newer than this build).
 //!
 //! Typical use: [`open`] a store from a database URL (it migrates), read with the `get_*` and
 //! `list_*` methods, and change anything with [`Store::apply`], which runs a batch of [`Write`]s
 //! in one transaction: either all of them are durable when it returns `Ok`, or none is.
 //!
-//! Rows are plain structs in [`records`]; `server` and the semantic crates convert them to and
-//! from domain types by hand.
+//! Rows are plain structs in [`records`], decoded with `sqlx::FromRow`; `server` and the semantic
+//! crates convert them to and from domain types by hand.
 
 pub mod records;
 
@@ -43,6 +45,10 @@ pub enum Error {
     /// A stored row did not decode; the database holds something this version cannot read.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The schema cannot be brought up to date: a migration failed, an applied migration was
+    /// edited since, or the database is newer than this build.
+    #[error("database migration: {0}")]
+    Migration(String),
     /// Any other database error.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),

@@ -1,7 +1,8 @@
 //! The multi-node backend: PostgreSQL, shared by any number of servers.
 //!
-//! Migrations run under a session advisory lock so that servers starting together apply each
-//! migration once. Unique violations surface as `Error::Conflict`.
+//! Migrations run under a session advisory lock so that servers starting together adopt the
+//! previous runner's record and apply each migration once (sqlx's migrator takes its own lock
+//! too, under another key). Unique violations surface as `Error::Conflict`.
 
 use std::time::Duration;
 
@@ -9,6 +10,10 @@ use sqlx::postgres::PgPoolOptions;
 
 /// Advisory lock key held while migrating ("ambient" in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x0061_6d62_6965_6e74;
+
+/// Counts the tables named `$1` in the schema the store uses.
+const TABLE_EXISTS: &str = "SELECT COUNT(*) FROM information_schema.tables \
+     WHERE table_schema = current_schema() AND table_name = $1";
 
 /// A [`crate::Store`] on PostgreSQL.
 pub struct PostgresStore {
@@ -18,6 +23,14 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects to `postgres://...` and migrates the database.
     pub async fn open(database_url: &str) -> crate::Result<Self> {
+        Self::open_with(database_url, &crate::migrate::POSTGRES).await
+    }
+
+    /// Connects and migrates the database with `migrator` (tests bring their own histories).
+    pub(crate) async fn open_with(
+        database_url: &str,
+        migrator: &sqlx::migrate::Migrator,
+    ) -> crate::Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(8)
             // A database that is down answers within this, so no request hangs on it: callers
@@ -41,7 +54,7 @@ impl PostgresStore {
             .bind(MIGRATION_LOCK_KEY)
             .execute(&mut *lock_conn)
             .await?;
-        let migrated = run_migrations(&pool, crate::migrate::POSTGRES).await;
+        let migrated = run_migrations(&pool, migrator, TABLE_EXISTS).await;
         sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(MIGRATION_LOCK_KEY)
             .execute(&mut *lock_conn)
@@ -59,4 +72,4 @@ impl PostgresStore {
     }
 }
 
-crate::sql::store_impl!(PostgresStore, sqlx::Postgres, sqlx::postgres::PgRow, "postgres");
+crate::sql::store_impl!(PostgresStore, sqlx::Postgres, "postgres");

@@ -1,5 +1,9 @@
 //! Storage rows and the writes that change them. Plain data; JSON columns are `String`s that
 //! the owning crate parses.
+//!
+//! Rows whose columns map one to one onto their fields derive `sqlx::FromRow`, which works on
+//! both backends: SQLite's `INTEGER` booleans and `BLOB`s decode to the same `bool` and `Vec<u8>`
+//! as PostgreSQL's `BOOLEAN` and `BYTEA`. `ResourceRecord` maps one column by hand (`sql.rs`).
 
 /// One change, applied with others in a single transaction by `Store::apply`.
 #[derive(Debug, Clone)]
@@ -87,14 +91,14 @@ pub enum Expect {
     Any,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TenantRecord {
     pub id: String,
     pub display_name: String,
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SubscriptionRecord {
     pub id: String,
     pub tenant_id: String,
@@ -133,7 +137,7 @@ pub struct ResourceRecord {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PrincipalRecord {
     pub object_id: String,
     pub tenant_id: String,
@@ -150,7 +154,7 @@ pub struct PrincipalRecord {
     pub created_at: i64,
 }
 
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct CredentialRecord {
     pub id: String,
     pub principal_id: String,
@@ -181,7 +185,7 @@ impl std::fmt::Debug for CredentialRecord {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct FederatedCredentialRecord {
     pub key: String,
     pub id: String,
@@ -194,7 +198,7 @@ pub struct FederatedCredentialRecord {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RoleDefinitionRecord {
     pub id: String,
     pub role_name: String,
@@ -208,7 +212,7 @@ pub struct RoleDefinitionRecord {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RoleAssignmentRecord {
     /// Lower-cased `id`.
     pub key: String,
@@ -227,7 +231,7 @@ pub struct RoleAssignmentRecord {
     pub updated_at: i64,
 }
 
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SigningKeyRecord {
     pub kid: String,
     pub tenant_id: String,
@@ -256,7 +260,7 @@ impl std::fmt::Debug for SigningKeyRecord {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct HostRecord {
     pub id: String,
     /// `pending`, `active` or `revoked`.
@@ -288,7 +292,7 @@ pub struct NewEventRecord {
 }
 
 /// A stored event with its sequence number (the order of appending).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct EventRecord {
     pub seq: i64,
     pub event_id: String,
@@ -335,7 +339,7 @@ impl Page {
 }
 
 /// A Key Vault secret: the name and its state; values live in [`VaultSecretVersionRecord`]s.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct VaultSecretRecord {
     /// Lower-cased id of the vault resource.
     pub vault_key: String,
@@ -352,7 +356,7 @@ pub struct VaultSecretRecord {
 }
 
 /// One version of a secret. `value` is sealed by `crypto`'s envelope encryption.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct VaultSecretVersionRecord {
     pub vault_key: String,
     pub name_key: String,

@@ -5,6 +5,8 @@
 //! [`store_impl!`] and expanded for each backend's concrete types. Dialect differences (connection
 //! options, locking, the migration files) stay in `sqlite.rs` and `postgres.rs`.
 
+use crate::records::ResourceRecord;
+
 /// Escapes `%`, `_` and `\` for a `LIKE ... ESCAPE '\'` pattern.
 pub(crate) fn like_prefix(prefix: &str) -> String {
     let mut pattern = String::with_capacity(prefix.len() + 1);
@@ -26,175 +28,46 @@ pub(crate) fn split_keys(joined: &str) -> Vec<String> {
     joined.split(' ').filter(|key| !key.is_empty()).map(str::to_owned).collect()
 }
 
+/// The one row mapped by hand: `user_identity_keys` is a single space-separated column.
+/// The other rows derive `sqlx::FromRow` (`records.rs`); this impl has the same shape and bounds.
+impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for ResourceRecord
+where
+    &'r str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        Ok(ResourceRecord {
+            key: row.try_get("key")?,
+            id: row.try_get("id")?,
+            subscription_id: row.try_get("subscription_id")?,
+            resource_group_key: row.try_get("resource_group_key")?,
+            type_key: row.try_get("type_key")?,
+            name: row.try_get("name")?,
+            location: row.try_get("location")?,
+            tags: row.try_get("tags")?,
+            properties: row.try_get("properties")?,
+            identity: row.try_get("identity")?,
+            host_id: row.try_get("host_id")?,
+            user_identity_keys: split_keys(&row.try_get::<String, _>("user_identity_keys")?),
+            version: row.try_get("version")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
+}
+
 /// Expands the `Store` implementation for one backend.
 ///
 /// `$store` must have a `pool: sqlx::Pool<$db>` field and an
 /// `async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>>` method.
+/// Reads decode rows with `sqlx::FromRow`.
 macro_rules! store_impl {
-    ($store:ty, $db:ty, $row:ty, $backend:literal) => {
-        use sqlx::Row as _;
-
+    ($store:ty, $db:ty, $backend:literal) => {
         use crate::records::*;
-        use crate::sql::{join_keys, like_prefix, split_keys};
+        use crate::sql::{join_keys, like_prefix};
         use crate::{Error, Result};
-
-        fn resource_from_row(row: &$row) -> Result<ResourceRecord> {
-            Ok(ResourceRecord {
-                key: row.try_get("key")?,
-                id: row.try_get("id")?,
-                subscription_id: row.try_get("subscription_id")?,
-                resource_group_key: row.try_get("resource_group_key")?,
-                type_key: row.try_get("type_key")?,
-                name: row.try_get("name")?,
-                location: row.try_get("location")?,
-                tags: row.try_get("tags")?,
-                properties: row.try_get("properties")?,
-                identity: row.try_get("identity")?,
-                host_id: row.try_get("host_id")?,
-                user_identity_keys: split_keys(&row.try_get::<String, _>("user_identity_keys")?),
-                version: row.try_get("version")?,
-                created_at: row.try_get("created_at")?,
-                updated_at: row.try_get("updated_at")?,
-            })
-        }
-
-        fn principal_from_row(row: &$row) -> Result<PrincipalRecord> {
-            Ok(PrincipalRecord {
-                object_id: row.try_get("object_id")?,
-                tenant_id: row.try_get("tenant_id")?,
-                kind: row.try_get("kind")?,
-                app_id: row.try_get("app_id")?,
-                display_name: row.try_get("display_name")?,
-                managed_by_key: row.try_get("managed_by_key")?,
-                identity_kind: row.try_get("identity_kind")?,
-                enabled: row.try_get("enabled")?,
-                created_at: row.try_get("created_at")?,
-            })
-        }
-
-        fn credential_from_row(row: &$row) -> Result<CredentialRecord> {
-            Ok(CredentialRecord {
-                id: row.try_get("id")?,
-                principal_id: row.try_get("principal_id")?,
-                kind: row.try_get("kind")?,
-                display_name: row.try_get("display_name")?,
-                secret_hash: row.try_get("secret_hash")?,
-                hint: row.try_get("hint")?,
-                thumbprint_sha1: row.try_get("thumbprint_sha1")?,
-                thumbprint_sha256: row.try_get("thumbprint_sha256")?,
-                certificate_der: row.try_get("certificate_der")?,
-                expires_at: row.try_get("expires_at")?,
-                created_at: row.try_get("created_at")?,
-            })
-        }
-
-        fn federated_from_row(row: &$row) -> Result<FederatedCredentialRecord> {
-            Ok(FederatedCredentialRecord {
-                key: row.try_get("key")?,
-                id: row.try_get("id")?,
-                identity_key: row.try_get("identity_key")?,
-                name: row.try_get("name")?,
-                issuer: row.try_get("issuer")?,
-                subject: row.try_get("subject")?,
-                audiences: row.try_get("audiences")?,
-                created_at: row.try_get("created_at")?,
-            })
-        }
-
-        fn role_definition_from_row(row: &$row) -> Result<RoleDefinitionRecord> {
-            Ok(RoleDefinitionRecord {
-                id: row.try_get("id")?,
-                role_name: row.try_get("role_name")?,
-                role_type: row.try_get("role_type")?,
-                description: row.try_get("description")?,
-                assignable_scopes: row.try_get("assignable_scopes")?,
-                permissions: row.try_get("permissions")?,
-                created_at: row.try_get("created_at")?,
-                updated_at: row.try_get("updated_at")?,
-            })
-        }
-
-        fn role_assignment_from_row(row: &$row) -> Result<RoleAssignmentRecord> {
-            Ok(RoleAssignmentRecord {
-                key: row.try_get("key")?,
-                id: row.try_get("id")?,
-                name: row.try_get("name")?,
-                scope: row.try_get("scope")?,
-                scope_key: row.try_get("scope_key")?,
-                role_definition_id: row.try_get("role_definition_id")?,
-                principal_id: row.try_get("principal_id")?,
-                principal_type: row.try_get("principal_type")?,
-                description: row.try_get("description")?,
-                created_by: row.try_get("created_by")?,
-                created_at: row.try_get("created_at")?,
-                updated_at: row.try_get("updated_at")?,
-            })
-        }
-
-        fn signing_key_from_row(row: &$row) -> Result<SigningKeyRecord> {
-            Ok(SigningKeyRecord {
-                kid: row.try_get("kid")?,
-                tenant_id: row.try_get("tenant_id")?,
-                algorithm: row.try_get("algorithm")?,
-                private_key: row.try_get("private_key")?,
-                certificate_der: row.try_get("certificate_der")?,
-                created_at: row.try_get("created_at")?,
-                signs_from: row.try_get("signs_from")?,
-                signs_until: row.try_get("signs_until")?,
-                published_until: row.try_get("published_until")?,
-            })
-        }
-
-        fn host_from_row(row: &$row) -> Result<HostRecord> {
-            Ok(HostRecord {
-                id: row.try_get("id")?,
-                state: row.try_get("state")?,
-                join_token_hash: row.try_get("join_token_hash")?,
-                join_token_expires_at: row.try_get("join_token_expires_at")?,
-                certificate_sha256: row.try_get("certificate_sha256")?,
-                certificate_not_after: row.try_get("certificate_not_after")?,
-                created_at: row.try_get("created_at")?,
-                updated_at: row.try_get("updated_at")?,
-            })
-        }
-
-        fn vault_secret_from_row(row: &$row) -> Result<VaultSecretRecord> {
-            Ok(VaultSecretRecord {
-                vault_key: row.try_get("vault_key")?,
-                name_key: row.try_get("name_key")?,
-                name: row.try_get("name")?,
-                current_version: row.try_get("current_version")?,
-                deleted_at: row.try_get("deleted_at")?,
-                scheduled_purge_at: row.try_get("scheduled_purge_at")?,
-                created_at: row.try_get("created_at")?,
-                updated_at: row.try_get("updated_at")?,
-            })
-        }
-
-        fn vault_version_from_row(row: &$row) -> Result<VaultSecretVersionRecord> {
-            Ok(VaultSecretVersionRecord {
-                vault_key: row.try_get("vault_key")?,
-                name_key: row.try_get("name_key")?,
-                version: row.try_get("version")?,
-                value: row.try_get("value")?,
-                content_type: row.try_get("content_type")?,
-                tags: row.try_get("tags")?,
-                enabled: row.try_get("enabled")?,
-                not_before: row.try_get("not_before")?,
-                expires: row.try_get("expires")?,
-                created_at: row.try_get("created_at")?,
-                updated_at: row.try_get("updated_at")?,
-            })
-        }
-
-        fn event_from_row(row: &$row, id_column: &str) -> Result<EventRecord> {
-            Ok(EventRecord {
-                seq: row.try_get("seq")?,
-                event_id: row.try_get(id_column)?,
-                timestamp: row.try_get("timestamp")?,
-                body: row.try_get("body")?,
-            })
-        }
 
         async fn put_resource_links(
             conn: &mut <$db as sqlx::Database>::Connection,
@@ -624,37 +497,47 @@ macro_rules! store_impl {
             Ok(())
         }
 
+        /// Brings the schema up to date with `migrator`, adopting first what the old runner
+        /// recorded (see `migrate.rs`). The caller holds the backend's migration lock.
+        /// `table_exists_sql` counts the tables named `$1` in the dialect's catalogue.
         async fn run_migrations(
             pool: &sqlx::Pool<$db>,
-            migrations: &[crate::migrate::Migration],
+            migrator: &sqlx::migrate::Migrator,
+            table_exists_sql: &'static str,
         ) -> Result<()> {
-            use domain::Clock as _;
-            let mut conn = pool.acquire().await?;
-            sqlx::query(crate::migrate::BOOKKEEPING_TABLE).execute(&mut *conn).await?;
-            let applied: Vec<i64> =
-                sqlx::query_scalar("SELECT version FROM ambient_migrations ORDER BY version")
-                    .fetch_all(&mut *conn)
+            use sqlx::migrate::Migrate as _;
+
+            use crate::migrate::{OLD_TABLE, TABLE};
+
+            let mut tx = pool.begin().await?;
+            let old_exists: i64 =
+                sqlx::query_scalar(table_exists_sql).bind(OLD_TABLE).fetch_one(&mut *tx).await?;
+            let exists: i64 =
+                sqlx::query_scalar(table_exists_sql).bind(TABLE).fetch_one(&mut *tx).await?;
+            let mut applied: Vec<i64> = Vec::new();
+            if exists > 0 {
+                applied = sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+                    .fetch_all(&mut *tx)
                     .await?;
-            let known_max = migrations.last().map_or(0, |m| m.version);
-            if let Some(newest) = applied.last().filter(|newest| **newest > known_max) {
-                return Err(Error::Config(format!(
-                    "the database schema (version {newest}) is newer than this build knows \
-                     ({known_max}); upgrade ambient"
-                )));
+            } else if old_exists > 0 {
+                applied = sqlx::query_scalar("SELECT version FROM ambient_migrations ORDER BY version")
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let adopted = crate::migrate::adopted(migrator, &applied)?;
+                let migrate_error = |error| crate::migrate::error(error, migrator);
+                tx.ensure_migrations_table(TABLE).await.map_err(migrate_error)?;
+                for migration in adopted {
+                    tx.skip(TABLE, migration).await.map_err(migrate_error)?;
+                }
+                tracing::info!(
+                    versions = ?applied,
+                    backend = $backend,
+                    "adopted the migrations recorded by the previous runner"
+                );
             }
-            for migration in migrations.iter().filter(|m| !applied.contains(&m.version)) {
-                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                sqlx::raw_sql(migration.sql).execute(&mut *tx).await?;
-                sqlx::query(
-                    "INSERT INTO ambient_migrations (version, description, applied_at) \
-                     VALUES ($1, $2, $3)",
-                )
-                .bind(migration.version)
-                .bind(migration.description)
-                .bind(domain::SystemClock.now().millis())
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
+            tx.commit().await?;
+            migrator.run(pool).await.map_err(|error| crate::migrate::error(error, migrator))?;
+            for migration in migrator.iter().filter(|m| !applied.contains(&m.version)) {
                 tracing::info!(version = migration.version, backend = $backend, "applied migration");
             }
             Ok(())
@@ -689,40 +572,36 @@ macro_rules! store_impl {
             }
 
             async fn get_tenant(&self, id: &str) -> Result<Option<TenantRecord>> {
-                let row = sqlx::query("SELECT * FROM tenants WHERE id = $1")
+                Ok(sqlx::query_as("SELECT * FROM tenants WHERE id = $1")
                     .bind(id)
                     .fetch_optional(&self.pool)
-                    .await?;
-                row.map(|row| tenant_from_row(&row)).transpose()
+                    .await?)
             }
 
             async fn list_tenants(&self) -> Result<Vec<TenantRecord>> {
-                let rows =
-                    sqlx::query("SELECT * FROM tenants ORDER BY created_at, id").fetch_all(&self.pool).await?;
-                rows.iter().map(tenant_from_row).collect()
+                Ok(sqlx::query_as("SELECT * FROM tenants ORDER BY created_at, id")
+                    .fetch_all(&self.pool)
+                    .await?)
             }
 
             async fn get_subscription(&self, id: &str) -> Result<Option<SubscriptionRecord>> {
-                let row = sqlx::query("SELECT * FROM subscriptions WHERE id = $1")
+                Ok(sqlx::query_as("SELECT * FROM subscriptions WHERE id = $1")
                     .bind(id)
                     .fetch_optional(&self.pool)
-                    .await?;
-                row.map(|row| subscription_from_row(&row)).transpose()
+                    .await?)
             }
 
             async fn list_subscriptions(&self) -> Result<Vec<SubscriptionRecord>> {
-                let rows = sqlx::query("SELECT * FROM subscriptions ORDER BY created_at, id")
+                Ok(sqlx::query_as("SELECT * FROM subscriptions ORDER BY created_at, id")
                     .fetch_all(&self.pool)
-                    .await?;
-                rows.iter().map(subscription_from_row).collect()
+                    .await?)
             }
 
             async fn get_resource(&self, key: &str) -> Result<Option<ResourceRecord>> {
-                let row = sqlx::query("SELECT * FROM resources WHERE key = $1")
+                Ok(sqlx::query_as("SELECT * FROM resources WHERE key = $1")
                     .bind(key)
                     .fetch_optional(&self.pool)
-                    .await?;
-                row.map(|row| resource_from_row(&row)).transpose()
+                    .await?)
             }
 
             async fn list_resources(
@@ -750,8 +629,7 @@ macro_rules! store_impl {
                     query.push(" AND key > ").push_bind(after.clone());
                 }
                 query.push(" ORDER BY key LIMIT ").push_bind(page.limit);
-                let rows = query.build().fetch_all(&self.pool).await?;
-                rows.iter().map(resource_from_row).collect()
+                Ok(query.build_query_as::<ResourceRecord>().fetch_all(&self.pool).await?)
             }
 
             async fn list_resources_holding_identity(&self, identity_key: &str) -> Result<Vec<String>> {
@@ -765,119 +643,109 @@ macro_rules! store_impl {
             }
 
             async fn get_principal(&self, object_id: &str) -> Result<Option<PrincipalRecord>> {
-                let row = sqlx::query("SELECT * FROM principals WHERE object_id = $1")
+                Ok(sqlx::query_as("SELECT * FROM principals WHERE object_id = $1")
                     .bind(object_id)
                     .fetch_optional(&self.pool)
-                    .await?;
-                row.map(|row| principal_from_row(&row)).transpose()
+                    .await?)
             }
 
             async fn get_principal_by_app_id(&self, app_id: &str) -> Result<Option<PrincipalRecord>> {
-                let row = sqlx::query("SELECT * FROM principals WHERE app_id = $1")
+                Ok(sqlx::query_as("SELECT * FROM principals WHERE app_id = $1")
                     .bind(app_id)
                     .fetch_optional(&self.pool)
-                    .await?;
-                row.map(|row| principal_from_row(&row)).transpose()
+                    .await?)
             }
 
             async fn list_principals(&self, kind: Option<&str>) -> Result<Vec<PrincipalRecord>> {
                 let rows = match kind {
                     Some(kind) => {
-                        sqlx::query("SELECT * FROM principals WHERE kind = $1 ORDER BY created_at, object_id")
+                        sqlx::query_as("SELECT * FROM principals WHERE kind = $1 ORDER BY created_at, object_id")
                             .bind(kind)
                             .fetch_all(&self.pool)
                             .await?
                     }
                     None => {
-                        sqlx::query("SELECT * FROM principals ORDER BY created_at, object_id")
+                        sqlx::query_as("SELECT * FROM principals ORDER BY created_at, object_id")
                             .fetch_all(&self.pool)
                             .await?
                     }
                 };
-                rows.iter().map(principal_from_row).collect()
+                Ok(rows)
             }
 
             async fn list_principals_managed_by(
                 &self,
                 resource_key: &str,
             ) -> Result<Vec<PrincipalRecord>> {
-                let rows = sqlx::query(
+                Ok(sqlx::query_as(
                     "SELECT * FROM principals WHERE managed_by_key = $1 ORDER BY created_at, object_id",
                 )
                 .bind(resource_key)
                 .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(principal_from_row).collect()
+                .await?)
             }
 
             async fn list_credentials(&self, principal_id: &str) -> Result<Vec<CredentialRecord>> {
-                let rows = sqlx::query(
+                Ok(sqlx::query_as(
                     "SELECT * FROM principal_credentials WHERE principal_id = $1 ORDER BY created_at, id",
                 )
                 .bind(principal_id)
                 .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(credential_from_row).collect()
+                .await?)
             }
 
             async fn get_federated_credential(
                 &self,
                 key: &str,
             ) -> Result<Option<FederatedCredentialRecord>> {
-                let row = sqlx::query("SELECT * FROM federated_credentials WHERE key = $1")
+                Ok(sqlx::query_as("SELECT * FROM federated_credentials WHERE key = $1")
                     .bind(key)
                     .fetch_optional(&self.pool)
-                    .await?;
-                row.map(|row| federated_from_row(&row)).transpose()
+                    .await?)
             }
 
             async fn list_federated_credentials(
                 &self,
                 identity_key: &str,
             ) -> Result<Vec<FederatedCredentialRecord>> {
-                let rows = sqlx::query(
+                Ok(sqlx::query_as(
                     "SELECT * FROM federated_credentials WHERE identity_key = $1 ORDER BY key",
                 )
                 .bind(identity_key)
                 .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(federated_from_row).collect()
+                .await?)
             }
 
             async fn get_role_definition(&self, id: &str) -> Result<Option<RoleDefinitionRecord>> {
-                let row = sqlx::query("SELECT * FROM role_definitions WHERE id = $1")
+                Ok(sqlx::query_as("SELECT * FROM role_definitions WHERE id = $1")
                     .bind(id)
                     .fetch_optional(&self.pool)
-                    .await?;
-                row.map(|row| role_definition_from_row(&row)).transpose()
+                    .await?)
             }
 
             async fn list_role_definitions(&self) -> Result<Vec<RoleDefinitionRecord>> {
-                let rows = sqlx::query("SELECT * FROM role_definitions ORDER BY role_name, id")
+                Ok(sqlx::query_as("SELECT * FROM role_definitions ORDER BY role_name, id")
                     .fetch_all(&self.pool)
-                    .await?;
-                rows.iter().map(role_definition_from_row).collect()
+                    .await?)
             }
 
             async fn get_role_assignment(&self, key: &str) -> Result<Option<RoleAssignmentRecord>> {
-                let row = sqlx::query("SELECT * FROM role_assignments WHERE key = $1")
+                Ok(sqlx::query_as("SELECT * FROM role_assignments WHERE key = $1")
                     .bind(key)
                     .fetch_optional(&self.pool)
-                    .await?;
-                row.map(|row| role_assignment_from_row(&row)).transpose()
+                    .await?)
             }
 
             async fn list_role_assignments_for_principal(
                 &self,
                 principal_id: &str,
             ) -> Result<Vec<RoleAssignmentRecord>> {
-                let rows = sqlx::query(
+                Ok(sqlx::query_as(
                     "SELECT * FROM role_assignments WHERE principal_id = $1 ORDER BY created_at, key",
                 )
                 .bind(principal_id)
                 .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(role_assignment_from_row).collect()
+                .await?)
             }
 
             async fn list_role_assignments(
@@ -897,40 +765,35 @@ macro_rules! store_impl {
                     query.push(")");
                 }
                 query.push(" ORDER BY created_at, key");
-                let rows = query.build().fetch_all(&self.pool).await?;
-                rows.iter().map(role_assignment_from_row).collect()
+                Ok(query.build_query_as::<RoleAssignmentRecord>().fetch_all(&self.pool).await?)
             }
 
             async fn list_signing_keys(&self, tenant_id: &str) -> Result<Vec<SigningKeyRecord>> {
-                let rows = sqlx::query(
+                Ok(sqlx::query_as(
                     "SELECT * FROM signing_keys WHERE tenant_id = $1 ORDER BY signs_from, kid",
                 )
                 .bind(tenant_id)
                 .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(signing_key_from_row).collect()
+                .await?)
             }
 
             async fn get_host(&self, id: &str) -> Result<Option<HostRecord>> {
-                let row = sqlx::query("SELECT * FROM hosts WHERE id = $1")
+                Ok(sqlx::query_as("SELECT * FROM hosts WHERE id = $1")
                     .bind(id)
                     .fetch_optional(&self.pool)
-                    .await?;
-                row.map(|row| host_from_row(&row)).transpose()
+                    .await?)
             }
 
             async fn list_hosts(&self) -> Result<Vec<HostRecord>> {
-                let rows = sqlx::query("SELECT * FROM hosts ORDER BY id").fetch_all(&self.pool).await?;
-                rows.iter().map(host_from_row).collect()
+                Ok(sqlx::query_as("SELECT * FROM hosts ORDER BY id").fetch_all(&self.pool).await?)
             }
 
             async fn get_vault_secret(&self, vault_key: &str, name_key: &str) -> Result<Option<VaultSecretRecord>> {
-                let row = sqlx::query("SELECT * FROM vault_secrets WHERE vault_key = $1 AND name_key = $2")
+                Ok(sqlx::query_as("SELECT * FROM vault_secrets WHERE vault_key = $1 AND name_key = $2")
                     .bind(vault_key)
                     .bind(name_key)
                     .fetch_optional(&self.pool)
-                    .await?;
-                row.map(|row| vault_secret_from_row(&row)).transpose()
+                    .await?)
             }
 
             async fn list_vault_secrets(
@@ -947,8 +810,7 @@ macro_rules! store_impl {
                     query.push(" AND name_key > ").push_bind(after.to_owned());
                 }
                 query.push(" ORDER BY name_key LIMIT ").push_bind(limit);
-                let rows = query.build().fetch_all(&self.pool).await?;
-                rows.iter().map(vault_secret_from_row).collect()
+                Ok(query.build_query_as::<VaultSecretRecord>().fetch_all(&self.pool).await?)
             }
 
             async fn get_vault_secret_version(
@@ -957,44 +819,41 @@ macro_rules! store_impl {
                 name_key: &str,
                 version: &str,
             ) -> Result<Option<VaultSecretVersionRecord>> {
-                let row = sqlx::query(
+                Ok(sqlx::query_as(
                     "SELECT * FROM vault_secret_versions WHERE vault_key = $1 AND name_key = $2 AND version = $3",
                 )
                 .bind(vault_key)
                 .bind(name_key)
                 .bind(version)
                 .fetch_optional(&self.pool)
-                .await?;
-                row.map(|row| vault_version_from_row(&row)).transpose()
+                .await?)
             }
 
             async fn list_vault_secret_versions(&self, vault_key: &str, name_key: &str) -> Result<Vec<VaultSecretVersionRecord>> {
-                let rows = sqlx::query(
+                Ok(sqlx::query_as(
                     "SELECT * FROM vault_secret_versions WHERE vault_key = $1 AND name_key = $2 \
                      ORDER BY created_at, version",
                 )
                 .bind(vault_key)
                 .bind(name_key)
                 .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(vault_version_from_row).collect()
+                .await?)
             }
 
             async fn list_vault_secrets_due(&self, now: i64, limit: i64) -> Result<Vec<VaultSecretRecord>> {
-                let rows = sqlx::query(
+                Ok(sqlx::query_as(
                     "SELECT * FROM vault_secrets WHERE scheduled_purge_at IS NOT NULL AND scheduled_purge_at <= $1 \
                      ORDER BY scheduled_purge_at LIMIT $2",
                 )
                 .bind(now)
                 .bind(limit)
                 .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(vault_secret_from_row).collect()
+                .await?)
             }
 
             async fn list_activity_events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>> {
                 let mut query = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT seq, event_data_id, timestamp, body FROM activity_events WHERE subscription_id = ",
+                    "SELECT seq, event_data_id AS event_id, timestamp, body FROM activity_events WHERE subscription_id = ",
                 );
                 query.push_bind(filter.partition.clone());
                 if let Some(group) = &filter.resource_group_key {
@@ -1004,8 +863,7 @@ macro_rules! store_impl {
                     query.push(" AND correlation_id = ").push_bind(correlation_id.clone());
                 }
                 push_time_window(&mut query, filter);
-                let rows = query.build().fetch_all(&self.pool).await?;
-                rows.iter().map(|row| event_from_row(row, "event_data_id")).collect()
+                Ok(query.build_query_as::<EventRecord>().fetch_all(&self.pool).await?)
             }
 
             async fn list_sign_in_events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>> {
@@ -1022,8 +880,7 @@ macro_rules! store_impl {
                         .push(")");
                 }
                 push_time_window(&mut query, filter);
-                let rows = query.build().fetch_all(&self.pool).await?;
-                rows.iter().map(|row| event_from_row(row, "event_id")).collect()
+                Ok(query.build_query_as::<EventRecord>().fetch_all(&self.pool).await?)
             }
 
             async fn record_assertion_use(&self, jti_key: &str, expires_at: i64, now: i64) -> Result<bool> {
@@ -1069,24 +926,6 @@ macro_rules! store_impl {
                 .rows_affected();
                 Ok(taken == 1)
             }
-        }
-
-        fn tenant_from_row(row: &$row) -> Result<TenantRecord> {
-            Ok(TenantRecord {
-                id: row.try_get("id")?,
-                display_name: row.try_get("display_name")?,
-                created_at: row.try_get("created_at")?,
-            })
-        }
-
-        fn subscription_from_row(row: &$row) -> Result<SubscriptionRecord> {
-            Ok(SubscriptionRecord {
-                id: row.try_get("id")?,
-                tenant_id: row.try_get("tenant_id")?,
-                display_name: row.try_get("display_name")?,
-                state: row.try_get("state")?,
-                created_at: row.try_get("created_at")?,
-            })
         }
 
         fn push_time_window(query: &mut sqlx::QueryBuilder<$db>, filter: &EventFilter) {

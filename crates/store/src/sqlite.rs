@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+/// Counts the tables named `$1`.
+const TABLE_EXISTS: &str = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1";
+
 /// A [`crate::Store`] on SQLite.
 pub struct SqliteStore {
     pool: sqlx::SqlitePool,
@@ -18,6 +21,14 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if missing) the database at `sqlite://PATH` and migrates it.
     pub async fn open(database_url: &str) -> crate::Result<Self> {
+        Self::open_with(database_url, &crate::migrate::SQLITE).await
+    }
+
+    /// Opens the database and migrates it with `migrator` (tests bring their own histories).
+    pub(crate) async fn open_with(
+        database_url: &str,
+        migrator: &sqlx::migrate::Migrator,
+    ) -> crate::Result<Self> {
         let options = SqliteConnectOptions::from_str(database_url)
             .map_err(|error| crate::Error::Config(format!("{database_url}: {error}")))?
             .create_if_missing(true)
@@ -39,7 +50,7 @@ impl SqliteStore {
         let store = SqliteStore { pool, write_lock: tokio::sync::Mutex::new(()) };
         {
             let _guard = store.write_guard().await;
-            run_migrations(&store.pool, crate::migrate::SQLITE).await?;
+            run_migrations(&store.pool, migrator, TABLE_EXISTS).await?;
         }
         Ok(store)
     }
@@ -54,4 +65,4 @@ impl SqliteStore {
     }
 }
 
-crate::sql::store_impl!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow, "sqlite");
+crate::sql::store_impl!(SqliteStore, sqlx::Sqlite, "sqlite");

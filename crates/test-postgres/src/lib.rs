@@ -7,10 +7,15 @@
 //!
 //! `initdb` refuses to run as root, so as root the server runs as the `postgres` system user
 //! (through `runuser`), in a directory that user owns.
+//!
+//! A test binary with many PostgreSQL tests shares one server through [`PostgresServer::shared`]
+//! and gives each test its own database. A shared server lives in a `static`, which Rust never
+//! drops, so a small watchdog process stops it when the test process exits, however it exits.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context, Result, bail};
@@ -29,9 +34,41 @@ struct OwnedCluster {
     options: String,
 }
 
+/// The server of [`PostgresServer::shared`] and the pipe its watchdog waits on.
+struct SharedServer {
+    server: PostgresServer,
+    /// The write end of the watchdog's standard input; nothing is ever written to it. The kernel
+    /// closes it when this process exits, and the watchdog then stops the server.
+    _watchdog_stdin: Option<ChildStdin>,
+}
+
 static DATABASE_COUNTER: AtomicU32 = AtomicU32::new(0);
 
+static SHARED: OnceLock<Result<SharedServer, String>> = OnceLock::new();
+
 impl PostgresServer {
+    /// One server for the whole test process, started by the first caller.
+    ///
+    /// Each test should still create its own database ([`Self::unique_database_name`]). The server
+    /// is stopped and its directory removed by a watchdog process once this process exits. If the
+    /// server cannot be started, every caller gets the same error.
+    pub fn shared() -> Result<&'static PostgresServer> {
+        let shared = SHARED.get_or_init(|| {
+            let server = PostgresServer::start().map_err(|error| format!("{error:#}"))?;
+            let watchdog_stdin = match &server.owned {
+                Some(cluster) => {
+                    Some(start_watchdog(cluster).map_err(|error| format!("{error:#}"))?)
+                }
+                None => None,
+            };
+            Ok(SharedServer { server, _watchdog_stdin: watchdog_stdin })
+        });
+        match shared {
+            Ok(shared) => Ok(&shared.server),
+            Err(error) => bail!("shared PostgreSQL server: {error}"),
+        }
+    }
+
     /// Starts a server, or attaches to the one `AMBIENT_TEST_DATABASE_URL` names.
     pub fn start() -> Result<Self> {
         if let Ok(url) = std::env::var("AMBIENT_TEST_DATABASE_URL") {
@@ -170,6 +207,31 @@ impl Drop for PostgresServer {
             let _ = std::fs::remove_dir_all(&cluster.root);
         }
     }
+}
+
+/// Starts a process that waits for end of file on its standard input, then stops the cluster and
+/// removes its directory. Returns the write end of that input; it must stay open while the cluster
+/// is in use.
+fn start_watchdog(cluster: &OwnedCluster) -> Result<ChildStdin> {
+    // `$0` is the directory to remove; the remaining arguments are the stop command.
+    let script = r#"cat >/dev/null; "$@" >/dev/null 2>&1; rm -rf -- "$0""#;
+    let stop = command(cluster.run_as_postgres, &cluster.pg_ctl);
+    let mut watchdog = Command::new("sh");
+    watchdog
+        .arg("-c")
+        .arg(script)
+        .arg(&cluster.root)
+        .arg(stop.get_program())
+        .args(stop.get_args())
+        .arg("-D")
+        .arg(cluster.root.join("data"))
+        .args(["-m", "immediate", "-w", "stop"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = watchdog.spawn().context("start the PostgreSQL watchdog")?;
+    // The child is not waited for: it outlives this process by design.
+    child.stdin.take().context("watchdog standard input")
 }
 
 fn command(run_as_postgres: bool, program: &Path) -> Command {

@@ -1,44 +1,131 @@
-//! Store integration tests: one suite of checks run against both backends, and the crash test.
+//! Store integration tests: every check of `suite` runs as a test of its own on each backend
+//! (`sqlite::leases_expire`, `postgres::leases_expire`, ...), beside the crash test and the
+//! connection errors.
 //!
-//! The PostgreSQL run starts its own throwaway server (or uses `AMBIENT_TEST_DATABASE_URL`)
-//! and fails, never skips, when it cannot.
+//! Each test gets a database of its own. The PostgreSQL tests share one throwaway server per test
+//! binary (`PostgresServer::shared`, or the server `AMBIENT_TEST_DATABASE_URL` names), and fail,
+//! never skip, when it cannot be started.
 
 mod crash;
 mod suite;
 
+use std::path::PathBuf;
+
 use store::Store;
 
-async fn open_sqlite(dir: &std::path::Path) -> Box<dyn Store> {
-    let url = format!("sqlite://{}", dir.join("ambient.db").display());
-    store::open(&url).await.expect("open sqlite store")
+/// Which backend a test runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
 }
 
-#[tokio::test]
-async fn sqlite_backend_passes_the_suite() {
-    let dir = tempdir();
-    let store = open_sqlite(&dir).await;
-    assert_eq!(store.backend(), "sqlite");
-    suite::run_all(store.as_ref()).await;
-    drop(store);
-    // Opening again finds the schema current and the data intact.
-    let reopened = open_sqlite(&dir).await;
-    suite::check_survives_reopen(reopened.as_ref()).await;
-    std::fs::remove_dir_all(&dir).ok();
+/// A store opened on a fresh database of its own.
+pub struct TestStore {
+    backend: Backend,
+    url: String,
+    /// The SQLite file's directory, removed on drop.
+    dir: Option<PathBuf>,
+    store: Box<dyn Store>,
 }
 
-#[tokio::test]
-async fn postgres_backend_passes_the_suite() {
-    let server = test_postgres::PostgresServer::start().expect("start throwaway PostgreSQL");
-    let name = test_postgres::PostgresServer::unique_database_name("store_suite");
-    create_database(&server, &name).await;
-    let url = server.database_url(&name);
-    let store = store::open(&url).await.expect("open postgres store");
-    assert_eq!(store.backend(), "postgres");
-    suite::run_all(store.as_ref()).await;
-    drop(store);
-    let reopened = store::open(&url).await.expect("reopen postgres store");
-    suite::check_survives_reopen(reopened.as_ref()).await;
+impl TestStore {
+    /// Creates an empty database on `backend` and opens the store on it (which migrates it).
+    pub async fn open(backend: Backend) -> Self {
+        let (url, dir) = match backend {
+            Backend::Sqlite => {
+                let dir = tempdir();
+                (format!("sqlite://{}", dir.join("ambient.db").display()), Some(dir))
+            }
+            Backend::Postgres => (create_postgres_database("store_suite").await, None),
+        };
+        let store = open_url(backend, &url).await;
+        TestStore { backend, url, dir, store }
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// Closes the store and opens it again on the same database.
+    pub async fn reopen(mut self) -> Self {
+        let store = open_url(self.backend, &self.url).await;
+        drop(std::mem::replace(&mut self.store, store));
+        self
+    }
 }
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            std::fs::remove_dir_all(dir).ok();
+        }
+    }
+}
+
+async fn open_url(backend: Backend, url: &str) -> Box<dyn Store> {
+    let store = store::open(url).await.expect("open store");
+    let expected = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    assert_eq!(store.backend(), expected);
+    store
+}
+
+/// Creates a database on the shared throwaway PostgreSQL server and returns its URL.
+async fn create_postgres_database(prefix: &str) -> String {
+    use sqlx::Connection as _;
+    let server = test_postgres::PostgresServer::shared().expect("start throwaway PostgreSQL");
+    let name = test_postgres::PostgresServer::unique_database_name(prefix);
+    let mut admin = sqlx::PgConnection::connect(&server.admin_url()).await.expect("connect admin");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    server.database_url(&name)
+}
+
+/// One `#[tokio::test]` per check and backend, named `sqlite::check` and `postgres::check`. Each
+/// check is an `async fn(TestStore)` in `suite`.
+macro_rules! on_both_backends {
+    ($($check:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    crate::suite::$check(crate::TestStore::open(crate::Backend::Sqlite).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    crate::suite::$check(crate::TestStore::open(crate::Backend::Postgres).await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    answers_ping,
+    tenants_and_subscriptions,
+    settings_are_replaced,
+    resource_writes_are_conditional,
+    resources_list_by_filter_and_page,
+    deleting_a_principal_cascades,
+    role_assignments_by_principal_and_scope,
+    apply_is_all_or_nothing,
+    events_append_and_page,
+    assertion_replays_are_refused,
+    leases_expire,
+    signing_keys_rotate_and_hide_private_keys,
+    hosts_are_replaced,
+    vault_secrets_version_delete_and_purge,
+    data_survives_reopen,
+);
 
 #[tokio::test]
 async fn unreachable_postgres_is_a_clear_error() {
@@ -59,16 +146,7 @@ async fn unknown_scheme_is_a_configuration_error() {
     assert!(!error.contains("secret"), "password leaked: {error}");
 }
 
-async fn create_database(server: &test_postgres::PostgresServer, name: &str) {
-    use sqlx::Connection as _;
-    let mut admin = sqlx::PgConnection::connect(&server.admin_url()).await.expect("connect admin");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-}
-
-fn tempdir() -> std::path::PathBuf {
+fn tempdir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "ambient-store-test-{}-{}",
         std::process::id(),
