@@ -79,6 +79,9 @@ pub struct IssuedHostCertificate {
 pub struct Assignments {
     /// An opaque version of this state; send it back to wait for the next change.
     pub version: String,
+    /// The tenant the resources' identities belong to (`/metadata/identity/info`'s `tenantId`).
+    #[serde(default)]
+    pub tenant_id: String,
     /// The compute resources placed on the host, with their identities.
     pub resources: Vec<HostedResource>,
 }
@@ -125,6 +128,61 @@ pub struct IdentityRef {
     /// For user-assigned identities, the identity's ARM id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_id: Option<String>,
+}
+
+/// Which of a resource's managed identities a token request means. The agent decides it from
+/// the assignments (so a request for an identity the resource does not hold fails at once) and
+/// the server decides it again, with the same function, when it issues the token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdentitySelector {
+    /// None given: the system identity, or the only user identity when there is no system one.
+    Default,
+    /// `client_id` (`clientid` in the 2017 App Service protocol).
+    ClientId(String),
+    /// `object_id` (`principal_id` in App Service).
+    ObjectId(String),
+    /// `msi_res_id` / `mi_res_id`: a user-assigned identity's ARM id.
+    ResourceId(String),
+}
+
+impl HostedResource {
+    /// The identity `selector` names, if the resource holds it. Values are compared
+    /// case-insensitively: they are GUIDs and ARM ids.
+    pub fn select(&self, selector: &IdentitySelector) -> Option<&IdentityRef> {
+        let mut all = self.system.iter().chain(self.user.iter());
+        match selector {
+            IdentitySelector::Default => match (&self.system, self.user.as_slice()) {
+                (Some(system), _) => Some(system),
+                (None, [only]) => Some(only),
+                (None, _) => None,
+            },
+            IdentitySelector::ClientId(id) => {
+                all.find(|identity| identity.client_id.eq_ignore_ascii_case(id))
+            }
+            IdentitySelector::ObjectId(id) => {
+                all.find(|identity| identity.principal_id.eq_ignore_ascii_case(id))
+            }
+            IdentitySelector::ResourceId(id) => self.user.iter().find(|identity| {
+                identity.resource_id.as_deref().is_some_and(|own| own.eq_ignore_ascii_case(id))
+            }),
+        }
+    }
+}
+
+impl TokenRequest {
+    /// The selector this request carries (at most one is set; client id wins, then object id,
+    /// then resource id).
+    pub fn selector(&self) -> IdentitySelector {
+        if let Some(id) = &self.client_id {
+            IdentitySelector::ClientId(id.clone())
+        } else if let Some(id) = &self.object_id {
+            IdentitySelector::ObjectId(id.clone())
+        } else if let Some(id) = &self.identity_resource_id {
+            IdentitySelector::ResourceId(id.clone())
+        } else {
+            IdentitySelector::Default
+        }
+    }
 }
 
 /// `POST /hosting/status`: where the agent serves each resource's endpoints, so `ambient run`
@@ -197,4 +255,75 @@ pub struct TokenRefusal {
     pub error: String,
     /// A sentence for people.
     pub error_description: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UAMI: &str = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/one";
+
+    fn identity(principal: &str, client: &str, resource_id: Option<&str>) -> IdentityRef {
+        IdentityRef {
+            principal_id: principal.to_owned(),
+            client_id: client.to_owned(),
+            resource_id: resource_id.map(str::to_owned),
+        }
+    }
+
+    fn resource(system: bool, users: usize) -> HostedResource {
+        HostedResource {
+            resource_id:
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"
+                    .to_owned(),
+            resource_key:
+                "/subscriptions/s/resourcegroups/rg/providers/microsoft.compute/virtualmachines/vm"
+                    .to_owned(),
+            name: "vm".to_owned(),
+            resource_type: "Microsoft.Compute/virtualMachines".to_owned(),
+            subscription_id: "s".to_owned(),
+            resource_group: "rg".to_owned(),
+            location: "local".to_owned(),
+            vm_id: None,
+            identity_header: "h".to_owned(),
+            system: system.then(|| identity("sys-oid", "sys-cid", None)),
+            user: (0..users)
+                .map(|n| {
+                    identity(
+                        &format!("u{n}-oid"),
+                        &format!("u{n}-cid"),
+                        Some(&format!("{UAMI}{n}")),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[track_caller]
+    fn check(
+        resource: &HostedResource,
+        selector: IdentitySelector,
+        expected_principal: Option<&str>,
+    ) {
+        let found = resource.select(&selector).map(|identity| identity.principal_id.as_str());
+        assert_eq!(found, expected_principal);
+    }
+
+    #[test]
+    fn default_is_the_system_identity_or_the_only_user_identity() {
+        check(&resource(true, 2), IdentitySelector::Default, Some("sys-oid"));
+        check(&resource(false, 1), IdentitySelector::Default, Some("u0-oid"));
+        check(&resource(false, 2), IdentitySelector::Default, None);
+        check(&resource(false, 0), IdentitySelector::Default, None);
+    }
+
+    #[test]
+    fn selectors_match_case_insensitively_and_only_held_identities() {
+        let vm = resource(true, 2);
+        check(&vm, IdentitySelector::ClientId("U1-CID".to_owned()), Some("u1-oid"));
+        check(&vm, IdentitySelector::ObjectId("SYS-OID".to_owned()), Some("sys-oid"));
+        check(&vm, IdentitySelector::ResourceId(format!("{UAMI}1").to_uppercase()), Some("u1-oid"));
+        check(&vm, IdentitySelector::ClientId("nope".to_owned()), None);
+        check(&vm, IdentitySelector::ResourceId(format!("{UAMI}9")), None);
+    }
 }

@@ -26,6 +26,29 @@ pub fn event(
     http_status: Option<u16>,
     time: UnixTime,
 ) -> NewEventRecord {
+    build(operation, status, http_status, None, time)
+}
+
+/// A `Failed` event for a refused or failed write, carrying ARM's error code and message in
+/// `properties.statusMessage` as Azure records it (an authorization refusal has the sub-status
+/// `Forbidden`).
+pub fn failed_event(
+    operation: &Operation<'_>,
+    http_status: u16,
+    code: &str,
+    message: &str,
+    time: UnixTime,
+) -> NewEventRecord {
+    build(operation, "Failed", Some(http_status), Some((code, message)), time)
+}
+
+fn build(
+    operation: &Operation<'_>,
+    status: &str,
+    http_status: Option<u16>,
+    failure: Option<(&str, &str)>,
+    time: UnixTime,
+) -> NewEventRecord {
     let event_id = Guid::new_random().to_string();
     let timestamp = format_time(time);
     let resource_id = operation.resource_id;
@@ -42,9 +65,15 @@ pub fn event(
             202 => "Accepted",
             204 => "NoContent",
             400 => "BadRequest",
+            401 => "Unauthorized",
             403 => "Forbidden",
             404 => "NotFound",
+            405 => "MethodNotAllowed",
             409 => "Conflict",
+            413 => "RequestEntityTooLarge",
+            429 => "TooManyRequests",
+            500 => "InternalServerError",
+            503 => "ServiceUnavailable",
             _ => "Other",
         };
         json!({"value": name, "localizedValue": format!("{name} (HTTP Status Code: {code})")})
@@ -77,7 +106,11 @@ pub fn event(
         "submissionTimestamp": timestamp,
         "subscriptionId": operation.subscription_id,
         "tenantId": operation.tenant_id,
-        "properties": {"statusCode": http_status.map(|code| code.to_string()), "serviceRequestId": operation.correlation_id},
+        "properties": {
+            "statusCode": http_status.map(|code| code.to_string()),
+            "serviceRequestId": operation.correlation_id,
+            "statusMessage": failure.map(|(code, message)| json!({"error": {"code": code, "message": message}}).to_string()),
+        },
         "httpRequest": {"clientRequestId": operation.correlation_id, "clientIpAddress": operation.client_ip, "method": operation.method},
     });
     NewEventRecord {

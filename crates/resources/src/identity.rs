@@ -161,8 +161,8 @@ mod tests {
 
     #[track_caller]
     fn check(current: &str, patch: &str, expect: expect_test::Expect) {
-        let block =
-            crate::model::IdentityBlock::from_json(&serde_json::from_str(current).unwrap()).unwrap();
+        let block = crate::model::IdentityBlock::from_json(&serde_json::from_str(current).unwrap())
+            .unwrap();
         let current = IdentitySpec::of(Some(&block));
         let actual = match apply_patch(&current, &serde_json::from_str(patch).unwrap()) {
             Ok(spec) => format!(

@@ -66,7 +66,9 @@ pub async fn for_put(store: &dyn Store, id: &ResourceId, body: &Value) -> Result
             let mut wanted: Vec<ResourceId> =
                 named.iter().filter_map(|key| ResourceId::parse(key).ok()).collect();
             // A PATCH keeps the identities already attached.
-            if let Some(block) = rows.existing.as_ref().and_then(|resource| resource.identity.as_ref()) {
+            if let Some(block) =
+                rows.existing.as_ref().and_then(|resource| resource.identity.as_ref())
+            {
                 for user in &block.user {
                     if !named.contains(user.id.key()) {
                         wanted.push(user.id.clone());
@@ -82,7 +84,8 @@ pub async fn for_put(store: &dyn Store, id: &ResourceId, body: &Value) -> Result
         Kind::FederatedCredential => {
             if let Some(parent) = parent_of(id) {
                 rows.parent = resource(store, &parent).await?;
-                rows.federated_siblings = store.list_federated_credentials(parent.key()).await?.len();
+                rows.federated_siblings =
+                    store.list_federated_credentials(parent.key()).await?.len();
             }
         }
         Kind::Vault => {
@@ -112,7 +115,12 @@ pub async fn for_delete(store: &dyn Store, id: &ResourceId) -> Result<Option<Del
                 resource_group_key: target.id.resource_group().map(str::to_ascii_lowercase),
                 ..ResourceFilter::default()
             };
-            doomed.extend(all(store, &filter).await?.into_iter().filter(|member| member.key() != target.key()));
+            doomed.extend(
+                all(store, &filter)
+                    .await?
+                    .into_iter()
+                    .filter(|member| member.key() != target.key()),
+            );
         }
         Kind::UserAssignedIdentity => {
             let filter = ResourceFilter {
@@ -124,7 +132,8 @@ pub async fn for_delete(store: &dyn Store, id: &ResourceId) -> Result<Option<Del
         _ => {}
     }
     doomed.push(target);
-    let doomed_keys: BTreeSet<String> = doomed.iter().map(|resource| resource.key().to_owned()).collect();
+    let doomed_keys: BTreeSet<String> =
+        doomed.iter().map(|resource| resource.key().to_owned()).collect();
     let mut principals = Vec::new();
     let mut holder_keys = BTreeSet::new();
     for resource in &doomed {

@@ -73,7 +73,8 @@ pub struct IdentityPrincipal {
 }
 
 /// Top-level body fields kept as sent, beside `properties`.
-pub const EXTRA_FIELDS: &[&str] = &["kind", "sku", "zones", "plan", "extendedLocation", "managedBy"];
+pub const EXTRA_FIELDS: &[&str] =
+    &["kind", "sku", "zones", "plan", "extendedLocation", "managedBy"];
 
 impl IdentityBlock {
     /// `None`, `SystemAssigned`, `UserAssigned` or `SystemAssigned, UserAssigned`.
@@ -122,7 +123,11 @@ impl IdentityBlock {
         let system = match map.get("principalId").and_then(Value::as_str) {
             Some(principal_id) => Some(SystemIdentity {
                 principal_id: principal_id.to_owned(),
-                tenant_id: map.get("tenantId").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                tenant_id: map
+                    .get("tenantId")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
             }),
             None => None,
         };
@@ -243,7 +248,8 @@ impl Resource {
         if self.kind() != Kind::UserAssignedIdentity {
             return None;
         }
-        let text = |field: &str| self.properties.get(field).and_then(Value::as_str).map(str::to_owned);
+        let text =
+            |field: &str| self.properties.get(field).and_then(Value::as_str).map(str::to_owned);
         Some(IdentityPrincipal {
             tenant_id: text("tenantId").unwrap_or_default(),
             principal_id: text("principalId")?,

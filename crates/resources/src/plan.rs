@@ -26,11 +26,12 @@ use domain::{Guid, ResourceId, UnixTime};
 use serde_json::{Map, Value};
 use store::{Expect, PrincipalRecord, SubscriptionRecord, Write};
 
+use crate::model::{EXTRA_FIELDS, Resource};
 pub use crate::plan::rbac::{
     AssignmentPlan, AssignmentRequest, AssignmentRows, DefinitionPlan, DefinitionRequest,
-    assignment, definition,
+    assignment, assignment_id, definition, role_guid,
 };
-use crate::model::{EXTRA_FIELDS, Resource};
+pub use crate::plan::vault::policy as vault_policy;
 use crate::types::{self, Kind, ResourceType};
 use crate::{Error, Result};
 
@@ -164,10 +165,10 @@ pub fn put(context: &Context<'_>, rows: &Rows, request: PutRequest<'_>) -> Resul
         Kind::Compute => {
             compute::plan(context, rows, request, &mut resource, &mut writes, &mut attach)?
         }
-        Kind::UserAssignedIdentity => user_identity::plan(context, existing, &mut resource, &mut writes),
-        Kind::FederatedCredential => {
-            federated::plan(rows, request, &mut resource, &mut writes)?
+        Kind::UserAssignedIdentity => {
+            user_identity::plan(context, existing, &mut resource, &mut writes)
         }
+        Kind::FederatedCredential => federated::plan(rows, request, &mut resource, &mut writes)?,
         Kind::Vault => vault::plan(context, rows, &mut resource)?,
         Kind::Generic => {}
     }
@@ -217,7 +218,12 @@ pub fn delete(context: &Context<'_>, rows: &DeleteRows) -> Plan {
 }
 
 /// A managed identity's service principal, named after `name` and owned by `managed_by_key`.
-fn managed_principal(context: &Context<'_>, name: &str, managed_by_key: &str, kind: &str) -> PrincipalRecord {
+fn managed_principal(
+    context: &Context<'_>,
+    name: &str,
+    managed_by_key: &str,
+    kind: &str,
+) -> PrincipalRecord {
     PrincipalRecord {
         object_id: (context.new_guid)().to_string(),
         tenant_id: context.tenant_id.to_owned(),
@@ -269,7 +275,9 @@ fn tags_field(
         Some(Value::Object(tags)) => {
             if tags.len() > domain::limits::TAGS_PER_RESOURCE_MAX
                 || tags.iter().any(|(key, value)| {
-                    key.is_empty() || key.len() > domain::limits::TAG_NAME_CHARS_MAX || !value.is_string()
+                    key.is_empty()
+                        || key.len() > domain::limits::TAG_NAME_CHARS_MAX
+                        || !value.is_string()
                 })
             {
                 return Err(Error::bad_request(
@@ -288,7 +296,11 @@ fn tags_field(
 }
 
 /// `kind`, `sku`, `zones`...: the body's on a PUT, merged on a PATCH.
-fn extras_field(body: &Map<String, Value>, existing: Option<&Resource>, patch: bool) -> Map<String, Value> {
+fn extras_field(
+    body: &Map<String, Value>,
+    existing: Option<&Resource>,
+    patch: bool,
+) -> Map<String, Value> {
     let mut extras = if patch {
         existing.map(|resource| resource.extras.clone()).unwrap_or_default()
     } else {

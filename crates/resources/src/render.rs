@@ -21,7 +21,9 @@ pub fn permissions_from_json(value: &Value) -> Result<Vec<Permission>, String> {
                     Some(Value::Array(items)) => items
                         .iter()
                         .map(|item| {
-                            item.as_str().map(str::to_owned).ok_or(format!("'{field}' must hold strings"))
+                            item.as_str()
+                                .map(str::to_owned)
+                                .ok_or(format!("'{field}' must hold strings"))
                         })
                         .collect(),
                     Some(_) => Err(format!("'{field}' must be an array")),
@@ -55,7 +57,11 @@ pub fn permissions_to_json(permissions: &[Permission]) -> Value {
 }
 
 /// The row of a custom role definition.
-pub fn role_definition_record(role: &RoleDefinition, created_at: i64, updated_at: i64) -> RoleDefinitionRecord {
+pub fn role_definition_record(
+    role: &RoleDefinition,
+    created_at: i64,
+    updated_at: i64,
+) -> RoleDefinitionRecord {
     RoleDefinitionRecord {
         id: role.id.to_string(),
         role_name: role.role_name.clone(),
@@ -86,7 +92,11 @@ pub fn role_definition_from_record(record: &RoleDefinitionRecord) -> Option<Role
     Some(RoleDefinition {
         id,
         role_name: record.role_name.clone(),
-        role_type: if record.role_type == "BuiltInRole" { RoleType::BuiltIn } else { RoleType::Custom },
+        role_type: if record.role_type == "BuiltInRole" {
+            RoleType::BuiltIn
+        } else {
+            RoleType::Custom
+        },
         description: record.description.clone(),
         assignable_scopes,
         permissions,
@@ -97,7 +107,10 @@ pub fn role_definition_from_record(record: &RoleDefinitionRecord) -> Option<Role
 /// the tenant root. An assignment's `roleDefinitionId` uses the same, so clients that look
 /// names up by id (`az role assignment list`) find them.
 fn definition_prefix(scope: &ResourceId) -> String {
-    scope.subscription_id().map(|subscription| format!("/subscriptions/{subscription}")).unwrap_or_default()
+    scope
+        .subscription_id()
+        .map(|subscription| format!("/subscriptions/{subscription}"))
+        .unwrap_or_default()
 }
 
 /// The full id of role `guid` as listed at `scope`.
@@ -106,7 +119,12 @@ pub fn role_definition_id(scope: &ResourceId, guid: &str) -> String {
 }
 
 /// A role definition as ARM returns it at `scope`.
-pub fn role_definition_json(scope: &ResourceId, role: &RoleDefinition, created: i64, updated: i64) -> Value {
+pub fn role_definition_json(
+    scope: &ResourceId,
+    role: &RoleDefinition,
+    created: i64,
+    updated: i64,
+) -> Value {
     json!({
         "id": role_definition_id(scope, &role.id.to_string()),
         "name": role.id.to_string(),

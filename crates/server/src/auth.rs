@@ -21,15 +21,15 @@ pub struct Caller {
     pub app_id: String,
 }
 
-/// Audiences the control plane and directory accept (DESIGN §2), for `dns_suffix`.
-pub fn management_audiences(dns_suffix: &str) -> Vec<String> {
-    vec![
-        format!("https://management.{dns_suffix}/"),
-        "https://management.azure.com/".to_owned(),
-        "https://management.core.windows.net/".to_owned(),
-        format!("https://graph.{dns_suffix}"),
-        "https://graph.microsoft.com".to_owned(),
-    ]
+/// Audiences the control plane and directory accept (DESIGN §2): the management audiences the
+/// cloud metadata advertises, and Graph's (Microsoft's, `graph.{suffix}`, and this origin, which
+/// the metadata advertises as `microsoftGraphResourceId`).
+pub fn management_audiences(state: &AppState) -> Vec<String> {
+    let mut audiences = crate::arm::metadata::advertised_management_audiences(state);
+    audiences.push(format!("https://graph.{}", state.dns_suffix));
+    audiences.push("https://graph.microsoft.com".to_owned());
+    audiences.push(crate::arm::metadata::graph_resource_id(state));
+    audiences
 }
 
 /// Validates the bearer token in `headers` for one of `audiences`.
@@ -64,7 +64,7 @@ pub fn authenticate(
     let token = token.trim();
     // A token seen before skips the signature check (done once), never the claim checks.
     let digest = crypto::hash::sha256(token.as_bytes());
-    if let Some(claims) = state.caches.tokens.get(&digest) {
+    if let Some(claims) = state.caches.tokens.get(&digest, state.clock.now()) {
         let now = state.clock.now().secs();
         let leeway = domain::limits::CLOCK_LEEWAY_SECS;
         let audience_ok = audiences
@@ -78,7 +78,7 @@ pub fn authenticate(
     match state.issuer.validate(token, &options) {
         Ok(claims) => {
             let caller = Caller { object_id: claims.oid.clone(), app_id: claims.app_id.clone() };
-            state.caches.tokens.insert(digest, Arc::new(claims));
+            state.caches.tokens.insert(digest, Arc::new(claims), state.clock.now());
             Ok(caller)
         }
         Err(error) => {
@@ -132,7 +132,7 @@ pub async fn role_definition(
         return Ok(Some(builtin.clone()));
     }
     match state.store.get_role_definition(&guid.to_string()).await? {
-        Some(record) => Ok(crate::convert::role_definition_from_record(&record)),
+        Some(record) => Ok(resources::render::role_definition_from_record(&record)),
         None => Ok(None),
     }
 }
@@ -146,11 +146,11 @@ pub struct CallerGrants {
 
 impl CallerGrants {
     pub async fn load(state: &AppState, caller: &Caller) -> Result<CallerGrants, ApiError> {
-        if let Some(loaded) = state.caches.grants.get(&caller.object_id) {
+        if let Some(loaded) = state.caches.grants.get(&caller.object_id, state.clock.now()) {
             return Ok(CallerGrants { caller: caller.clone(), loaded });
         }
         let loaded = Arc::new(grants_of(state, &caller.object_id).await?);
-        state.caches.grants.insert(caller.object_id.clone(), loaded.clone());
+        state.caches.grants.insert(caller.object_id.clone(), loaded.clone(), state.clock.now());
         Ok(CallerGrants { caller: caller.clone(), loaded })
     }
 
@@ -170,6 +170,15 @@ impl CallerGrants {
             return Ok(());
         }
         Err(denied("AuthorizationFailed", &self.caller, action, target))
+    }
+
+    /// The roles assigned to the caller at `scope` or above it.
+    pub fn roles_at(&self, scope: &ResourceId) -> Vec<&RoleDefinition> {
+        self.loaded
+            .iter()
+            .filter(|(grant_scope, _)| scope.is_within(grant_scope))
+            .map(|(_, role)| role)
+            .collect()
     }
 
     /// Whether any grant lies at or below `scope` (the caller can see something inside it).

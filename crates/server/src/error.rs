@@ -37,9 +37,10 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
 
-    /// An internal failure: logged in full, answered without detail.
+    /// An internal failure: logged in full, answered without detail but the request's id (the
+    /// one in `x-ms-request-id`), so a report can be matched with the log.
     pub fn internal(error: impl std::fmt::Display) -> Self {
-        let request_id = uuid::Uuid::new_v4();
+        let request_id = crate::layers::RequestIds::current().request_id;
         tracing::error!(%request_id, %error, "internal error");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

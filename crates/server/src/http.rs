@@ -1,18 +1,19 @@
-//! The router: which path goes to which handler, and the layers every request passes
-//! (request id, body limit, panic catcher).
+//! The router: which path goes to which handler. Requests for `{vault}.vault.{suffix}` go to
+//! the Key Vault router, control-plane paths (matched case-insensitively, as ARM does) to the
+//! ARM dispatcher, everything else by path; then `layers::apply` wraps the whole in the layers
+//! every surface shares.
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
-use tower_http::catch_panic::CatchPanicLayer;
+use axum::routing::{get, post};
+use tower::ServiceExt as _;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{arm, directory, hosting, keyvault, sts};
+use crate::{arm, directory, hosting, keyvault, layers, sts};
 
 /// The API's routes, with `console` (when given) nested at `/console` inside the same layers.
 pub fn router(state: AppState, console: Option<Router>) -> Router {
@@ -47,12 +48,9 @@ pub fn router(state: AppState, console: Option<Router>) -> Router {
         .route("/v1.0/auditLogs/signIns", get(directory::list_sign_ins))
         .route("/v1.0/ambient/signingKeys", get(directory::list_signing_keys))
         .route("/v1.0/ambient/signingKeys/rotate", post(directory::rotate_signing_key))
-        // Control plane (Resource Manager's role).
-        .route("/subscriptions", any(arm::dispatch))
-        .route("/subscriptions/{*rest}", any(arm::dispatch))
-        .route("/providers/{*rest}", any(arm::dispatch))
-        .route("/tenants", any(arm::dispatch))
-        .route("/metadata/endpoints", get(arm::metadata_endpoints))
+        // Cloud metadata (the control plane's routes are matched in `fallback`).
+        .route("/metadata/endpoints", get(arm::metadata::endpoints))
+        .route("/metadata/vm-image-aliases.json", get(arm::catalog_aliases))
         // The agents' API.
         .route("/hosting/hosts", get(hosting::list_hosts))
         .route("/hosting/hosts/{name}", get(hosting::get_host).put(hosting::create_host))
@@ -66,35 +64,42 @@ pub fn router(state: AppState, console: Option<Router>) -> Router {
     if let Some(console) = console {
         routes = routes.nest_service("/console", console);
     }
-    routes
-        .fallback(not_found)
-        .with_state(state.clone())
-        .layer(DefaultBodyLimit::max(domain::limits::REQUEST_BODY_BYTES_MAX))
-        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
-            ApiError::internal("a request handler panicked").into_response()
-        }))
-        .layer(middleware::from_fn_with_state(state, vault_hosts))
-        .layer(middleware::from_fn(request_id))
+    let vaults = keyvault::router().with_state(state.clone());
+    let app = routes.fallback(fallback).with_state(state.clone());
+    // The host-name split sits inside the shared layers, so Key Vault gets them too.
+    let split = Router::new().fallback_service(tower::service_fn(move |request: Request| {
+        let (vaults, app, state) = (vaults.clone(), app.clone(), state.clone());
+        async move {
+            let host = request
+                .headers()
+                .get(axum::http::header::HOST)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+                .or_else(|| request.uri().authority().map(|authority| authority.to_string()));
+            match host.and_then(|host| keyvault::vault_name_of(&host, &state.dns_suffix)) {
+                Some(vault) => {
+                    let mut request = request;
+                    request.extensions_mut().insert(keyvault::VaultName(vault));
+                    vaults.oneshot(request).await
+                }
+                None => app.oneshot(request).await,
+            }
+        }
+    }));
+    layers::apply(split)
 }
 
-/// Requests for `{vault}.vault.{suffix}` go to the Key Vault data plane; the rest to the router.
-async fn vault_hosts(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let host = request
-        .headers()
-        .get(axum::http::header::HOST)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| request.uri().authority().map(|authority| authority.to_string()));
-    match host.and_then(|host| keyvault::vault_name_of(&host, &state.dns_suffix)) {
-        Some(vault) => {
-            let peer = request
-                .extensions()
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|info| info.0);
-            keyvault::handle(state, vault, peer, request).await
-        }
-        None => next.run(request).await,
+/// Control-plane paths in any case; anything else is a 404.
+async fn fallback(state: State<AppState>, request: Request) -> Response {
+    if arm::is_arm_path(request.uri().path()) {
+        let peer = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .copied()
+            .unwrap_or(axum::extract::ConnectInfo(std::net::SocketAddr::from(([0, 0, 0, 0], 0))));
+        return arm::dispatch(state, peer, request).await;
     }
+    not_found(request).await.into_response()
 }
 
 /// Liveness: the process answers.
@@ -129,20 +134,4 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 async fn not_found(request: Request) -> ApiError {
     ApiError::not_found(format!("no route for {} {}", request.method(), request.uri().path()))
-}
-
-/// Gives every response an `x-ms-request-id`, echoing the caller's `x-ms-client-request-id`
-/// as `x-ms-correlation-request-id` when present, as ARM does.
-async fn request_id(request: Request, next: Next) -> Response {
-    let client_request_id = request.headers().get("x-ms-client-request-id").cloned();
-    let mut response = next.run(request).await;
-    let id = uuid::Uuid::new_v4().to_string();
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert("x-ms-request-id", value);
-    }
-    let correlation = client_request_id.or_else(|| HeaderValue::from_str(&id).ok());
-    if let Some(value) = correlation {
-        response.headers_mut().insert("x-ms-correlation-request-id", value);
-    }
-    response
 }

@@ -13,18 +13,17 @@ pub mod config;
 mod arm;
 mod auth;
 mod bootstrap;
-mod cache;
-mod convert;
 mod data_dir;
 mod directory;
 mod error;
-mod federation;
 mod hosting;
 mod http;
 mod jobs;
 mod keyvault;
+mod layers;
 mod state;
 mod sts;
+mod time_format;
 mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -164,7 +163,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         ca: Arc::new(tls_material.ca),
         host_certificate_lifetime_secs: config.host_certificate_lifetime_secs,
         identity_headers: Arc::new(identity_headers),
-        directory: Arc::new(directory::Directory::new(store.clone())),
+        directory: Arc::new(directory::Directory::new(store.clone(), config.clock.clone())),
         store,
         clock: config.clock.clone(),
         deployment: Arc::new(deployment.clone()),

@@ -4,9 +4,17 @@
 
 use std::sync::Arc;
 
+use domain::TtlCache;
+
 use crate::bootstrap::Deployment;
-use crate::cache::{HOT_PATH_TTL, TOKEN_CACHE_TTL, TtlCache};
 use crate::directory::Directory;
+
+/// How long cached rows are trusted: the bound on how stale another node's change can look.
+pub const HOT_PATH_TTL_MILLIS: i64 = 2_000;
+/// How long a verified token's claims are kept (they are re-checked on every use).
+pub const TOKEN_CACHE_TTL_MILLIS: i64 = 60_000;
+/// Entries each hot-path cache keeps at most.
+pub const HOT_PATH_ENTRIES_MAX: usize = 10_000;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -35,12 +43,14 @@ pub struct AppState {
     pub leadership: Arc<crate::jobs::Leadership>,
 }
 
-/// The hot paths' caches; see `cache.rs` for the consistency they give.
+/// The hot paths' caches. Every write on this node clears them at once (`AppState::changed`),
+/// so a node always sees its own writes; another node's writes are seen within
+/// [`HOT_PATH_TTL_MILLIS`]. Expiry follows the deployment's clock.
 pub struct HotCaches {
     /// A principal's role assignments with their role definitions.
     pub grants: TtlCache<String, Arc<Vec<(domain::ResourceId, rbac::RoleDefinition)>>>,
-    /// Vault rows by lower-cased name.
-    pub vaults: TtlCache<String, Arc<store::ResourceRecord>>,
+    /// Vaults by lower-cased name.
+    pub vaults: TtlCache<String, Arc<resources::Resource>>,
     /// Claims of tokens whose signature was verified, by SHA-256 of the token.
     pub tokens: TtlCache<[u8; 32], Arc<issuer::Claims>>,
     /// A secret's row and its current version's row, by (vault key, name key).
@@ -53,10 +63,10 @@ pub struct HotCaches {
 impl Default for HotCaches {
     fn default() -> Self {
         HotCaches {
-            grants: TtlCache::new(HOT_PATH_TTL),
-            tokens: TtlCache::new(TOKEN_CACHE_TTL),
-            vaults: TtlCache::new(HOT_PATH_TTL),
-            secrets: TtlCache::new(HOT_PATH_TTL),
+            grants: TtlCache::new(HOT_PATH_TTL_MILLIS, HOT_PATH_ENTRIES_MAX),
+            tokens: TtlCache::new(TOKEN_CACHE_TTL_MILLIS, HOT_PATH_ENTRIES_MAX),
+            vaults: TtlCache::new(HOT_PATH_TTL_MILLIS, HOT_PATH_ENTRIES_MAX),
+            secrets: TtlCache::new(HOT_PATH_TTL_MILLIS, HOT_PATH_ENTRIES_MAX),
         }
     }
 }

@@ -310,7 +310,12 @@ pub struct EventFilter {
     pub principal_id: Option<String>,
     pub resource_group_key: Option<String>,
     pub correlation_id: Option<String>,
+    /// Only events appended after this sequence number (paging oldest first).
     pub after_seq: i64,
+    /// Only events appended before this sequence number (paging newest first).
+    pub before_seq: Option<i64>,
+    /// Newest first (as the activity log and Graph's sign-in log list), else oldest first.
+    pub newest_first: bool,
     pub limit: i64,
 }
 

@@ -936,7 +936,11 @@ macro_rules! store_impl {
                 query.push(" AND timestamp <= ").push_bind(until);
             }
             query.push(" AND seq > ").push_bind(filter.after_seq);
-            query.push(" ORDER BY seq LIMIT ").push_bind(filter.limit);
+            if let Some(before) = filter.before_seq {
+                query.push(" AND seq < ").push_bind(before);
+            }
+            let order = if filter.newest_first { " ORDER BY seq DESC LIMIT " } else { " ORDER BY seq LIMIT " };
+            query.push(order).push_bind(filter.limit);
         }
     };
 }

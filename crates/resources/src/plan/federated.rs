@@ -16,10 +16,7 @@ pub(super) fn plan(
     let parent = rows.parent.as_ref().ok_or_else(|| {
         Error::not_found(
             "ParentResourceNotFound",
-            format!(
-                "The user-assigned identity '{}' was not found.",
-                parent_name(request.id)
-            ),
+            format!("The user-assigned identity '{}' was not found.", parent_name(request.id)),
         )
     })?;
     if rows.existing.is_none()
@@ -64,5 +61,11 @@ pub(super) fn plan(
 /// The identity a credential id names: `.../userAssignedIdentities/{name}/federatedIdentityCredentials/{cred}`.
 fn parent_name(id: &domain::ResourceId) -> String {
     let segments: Vec<&str> = id.as_str().split('/').collect();
-    segments.len().checked_sub(3).and_then(|at| segments.get(at)).copied().unwrap_or_default().to_owned()
+    segments
+        .len()
+        .checked_sub(3)
+        .and_then(|at| segments.get(at))
+        .copied()
+        .unwrap_or_default()
+        .to_owned()
 }

@@ -73,13 +73,19 @@ pub fn assignment(
     let role = rows.role.as_ref().ok_or_else(|| {
         Error::bad_request(
             "RoleDefinitionDoesNotExist",
-            format!("The specified role definition with ID '{}' does not exist.", role_guid(role_text)),
+            format!(
+                "The specified role definition with ID '{}' does not exist.",
+                role_guid(role_text)
+            ),
         )
     })?;
     if !role.is_assignable_at(request.scope) {
         return Err(Error::bad_request(
             "InvalidRoleAssignmentScope",
-            format!("The role '{}' cannot be assigned at scope '{}'.", role.role_name, request.scope),
+            format!(
+                "The role '{}' cannot be assigned at scope '{}'.",
+                role.role_name, request.scope
+            ),
         ));
     }
     let principal_id = properties["principalId"].as_str().unwrap_or_default();
@@ -193,7 +199,10 @@ pub fn definition(
     };
     rbac::validate_custom_role(&role)
         .map_err(|error| Error::bad_request("InvalidRoleDefinition", error.to_string()))?;
-    if roles.iter().any(|other| other.role_name.eq_ignore_ascii_case(&role.role_name) && other.id != role.id) {
+    if roles
+        .iter()
+        .any(|other| other.role_name.eq_ignore_ascii_case(&role.role_name) && other.id != role.id)
+    {
         return Err(Error::conflict(
             "RoleDefinitionWithSameNameExists",
             format!("A role definition named '{}' already exists.", role.role_name),

@@ -107,7 +107,10 @@ fn rows() -> Rows {
 
 /// One line per write; resources as ARM renders them.
 fn describe_writes(writes: &[Write]) -> String {
-    let short = |text: &str| text.replace(&format!("/subscriptions/{SUB}/resourceGroups/rg"), "~").replace(&format!("/subscriptions/{SUB}/resourcegroups/rg"), "~");
+    let short = |text: &str| {
+        text.replace(&format!("/subscriptions/{SUB}/resourceGroups/rg"), "~")
+            .replace(&format!("/subscriptions/{SUB}/resourcegroups/rg"), "~")
+    };
     let mut lines = Vec::new();
     for write in writes {
         let line = match write {
@@ -236,7 +239,10 @@ fn attaching_a_user_identity_needs_linked_authorization_once() {
     rows.existing = Some(vm(
         "vm1",
         Some(IdentityBlock {
-            system: Some(SystemIdentity { principal_id: "sys".to_owned(), tenant_id: TENANT.to_owned() }),
+            system: Some(SystemIdentity {
+                principal_id: "sys".to_owned(),
+                tenant_id: TENANT.to_owned(),
+            }),
             user: vec![user_of(&id1)],
         }),
     ));
@@ -257,7 +263,10 @@ fn turning_the_system_identity_off_deletes_its_principal() {
     rows.existing = Some(vm(
         "vm1",
         Some(IdentityBlock {
-            system: Some(SystemIdentity { principal_id: "sys".to_owned(), tenant_id: TENANT.to_owned() }),
+            system: Some(SystemIdentity {
+                principal_id: "sys".to_owned(),
+                tenant_id: TENANT.to_owned(),
+            }),
             user: Vec::new(),
         }),
     ));
@@ -280,7 +289,9 @@ fn a_missing_user_identity_or_group_is_refused() {
         "/providers/Microsoft.Compute/virtualMachines/vm1",
         json!({"identity": {"type": "UserAssigned", "userAssignedIdentities": {uami("nope", 9).id.as_str(): {}}}}),
         false,
-        expect![[r#"error: The user-assigned identity '/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/nope' was not found."#]],
+        expect![[
+            r#"error: The user-assigned identity '/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/nope' was not found."#
+        ]],
     );
     let mut no_group = rows();
     no_group.group = None;
@@ -296,7 +307,9 @@ fn a_missing_user_identity_or_group_is_refused() {
         "/providers/Microsoft.Compute/virtualMachines/-vm",
         json!({}),
         false,
-        expect![[r#"error: The resource name '-vm' is invalid. Names are 1 to 90 characters of letters, digits, '-', '_', '.', '(' and ')', do not start with '-' or '.', and do not end with '.'."#]],
+        expect![[
+            r#"error: The resource name '-vm' is invalid. Names are 1 to 90 characters of letters, digits, '-', '_', '.', '(' and ')', do not start with '-' or '.', and do not end with '.'."#
+        ]],
     );
 }
 
@@ -371,13 +384,21 @@ fn vaults_are_rbac_only_with_global_names() {
     );
     let mut taken = rows();
     taken.vault_name_taken = true;
-    check(taken, path, json!({}), false, expect![[r#"error: The vault name 'stockvault' is already in use."#]]);
+    check(
+        taken,
+        path,
+        json!({}),
+        false,
+        expect![[r#"error: The vault name 'stockvault' is already in use."#]],
+    );
     check(
         rows(),
         path,
         json!({"properties": {"enableRbacAuthorization": false}}),
         false,
-        expect![[r#"error: Ambient vaults use RBAC authorization only; 'enableRbacAuthorization' must be true."#]],
+        expect![[
+            r#"error: Ambient vaults use RBAC authorization only; 'enableRbacAuthorization' must be true."#
+        ]],
     );
 }
 
@@ -424,8 +445,14 @@ fn deleting_an_identity_detaches_it_and_deletes_its_principal() {
 fn check_assignment(rows: AssignmentRows, name: &str, body: Value, expect: Expect) {
     let scope = ResourceId::parse(&format!("/subscriptions/{SUB}/resourceGroups/rg")).unwrap();
     let actual = with_context(|context| {
-        match plan::assignment(context, &rows, AssignmentRequest { scope: &scope, name, body: &body, caller: "admin" }) {
-            Ok(AssignmentPlan::Create { writes, .. }) => format!("create\n{}", describe_writes(&writes)),
+        match plan::assignment(
+            context,
+            &rows,
+            AssignmentRequest { scope: &scope, name, body: &body, caller: "admin" },
+        ) {
+            Ok(AssignmentPlan::Create { writes, .. }) => {
+                format!("create\n{}", describe_writes(&writes))
+            }
             Ok(AssignmentPlan::Unchanged(record)) => format!("unchanged {}", record.name),
             Err(error) => format!("error: {error}"),
         }
@@ -449,7 +476,12 @@ fn role_assignments_check_role_principal_and_scope() {
     };
     let name = guid(7).to_string();
     let body = json!({"properties": {"roleDefinitionId": format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{}", reader.id), "principalId": "p1"}});
-    let rows = AssignmentRows { role: Some(reader), principal: Some(principal), scope_exists: true, existing: None };
+    let rows = AssignmentRows {
+        role: Some(reader),
+        principal: Some(principal),
+        scope_exists: true,
+        existing: None,
+    };
     check_assignment(
         rows.clone(),
         &name,
@@ -462,18 +494,24 @@ fn role_assignments_check_role_principal_and_scope() {
         AssignmentRows { role: None, ..rows.clone() },
         &name,
         body.clone(),
-        expect![[r#"error: The specified role definition with ID 'acdd72a7-3385-48ef-bd42-f606fba81ae7' does not exist."#]],
+        expect![[
+            r#"error: The specified role definition with ID 'acdd72a7-3385-48ef-bd42-f606fba81ae7' does not exist."#
+        ]],
     );
     check_assignment(
         AssignmentRows { principal: None, ..rows.clone() },
         &name,
         body.clone(),
-        expect![[r#"error: Principal p1 does not exist in the directory 00000000-0000-0000-0000-0000000000bb."#]],
+        expect![[
+            r#"error: Principal p1 does not exist in the directory 00000000-0000-0000-0000-0000000000bb."#
+        ]],
     );
     check_assignment(
         rows,
         "not-a-guid",
         body,
-        expect![[r#"error: The role assignment ID 'not-a-guid' is not valid. The role assignment ID must be a GUID."#]],
+        expect![[
+            r#"error: The role assignment ID 'not-a-guid' is not valid. The role assignment ID must be a GUID."#
+        ]],
     );
 }

@@ -288,8 +288,14 @@ pub async fn events_append_and_page(db: TestStore) {
     assert_eq!(store.list_activity_events(&window).await.unwrap().len(), 3);
     let correlated = EventFilter { correlation_id: Some("c1".to_owned()), ..all.clone() };
     assert_eq!(store.list_activity_events(&correlated).await.unwrap().len(), 2);
-    let paged = EventFilter { after_seq: events[2].seq, limit: 1, ..all };
+    let paged = EventFilter { after_seq: events[2].seq, limit: 1, ..all.clone() };
     assert_eq!(store.list_activity_events(&paged).await.unwrap()[0].event_id, "e3");
+    let newest = EventFilter { newest_first: true, limit: 2, ..all.clone() };
+    let first_page = store.list_activity_events(&newest).await.unwrap();
+    assert_eq!(first_page.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), ["e4", "e3"]);
+    let next = EventFilter { before_seq: Some(first_page[1].seq), ..newest };
+    let second_page = store.list_activity_events(&next).await.unwrap();
+    assert_eq!(second_page.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), ["e2", "e1"]);
 
     let sign_ins = EventFilter {
         partition: TENANT.to_owned(),

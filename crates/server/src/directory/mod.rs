@@ -1,16 +1,16 @@
 //! The directory: service principals and their credentials, shaped like Microsoft Graph
 //! (`/v1.0/servicePrincipals`, `addPassword`, `addKey`), the sign-in log (`/v1.0/auditLogs/
-//! signIns`), and signing-key rotation. Also the in-memory client cache the token endpoint
-//! reads on its hot path.
+//! signIns`), and signing-key rotation. The token endpoint's view of clients (`clients`: parsed
+//! once, cached briefly) lives beside it.
 //!
 //! Directory operations are authorized at the tenant root scope `/` with the actions
 //! `Microsoft.Directory/servicePrincipals/{read,write,delete}`,
 //! `Microsoft.Directory/signInLogs/read` and `Microsoft.Directory/signingKeys/rotate/action`.
 //! Managed identities appear in the listing but their lifecycle belongs to their resources.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+mod clients;
+
+pub use crate::directory::clients::{ClientEntry, Directory, PrincipalKind};
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -21,146 +21,20 @@ use domain::ResourceId;
 use rbac::ActionKind;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use store::{CredentialRecord, PrincipalRecord, Store, Write};
+use store::{CredentialRecord, PrincipalRecord, Write};
 
 use crate::auth::{Caller, authenticate, authorize, management_audiences};
-use crate::convert::{parse_rfc3339, rfc3339};
+
+/// The longest a certificate generated for a service principal is valid.
+const CERTIFICATE_VALIDITY_DAYS_MAX: u32 = 3650;
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// How long a cached client entry is trusted before it is read again (other nodes may change
-/// credentials; this node invalidates its own changes at once).
-const CLIENT_CACHE_TTL: Duration = Duration::from_secs(5);
-const CLIENT_CACHE_ENTRIES_MAX: usize = 10_000;
-const CERTIFICATE_VALIDITY_DAYS_MAX: u32 = 3650;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PrincipalKind {
-    ServicePrincipal,
-    ManagedIdentity,
-    Other,
-}
-
-/// What the token endpoint needs to know about a client, parsed once.
-pub struct ClientEntry {
-    pub object_id: String,
-    pub app_id: String,
-    pub display_name: String,
-    pub kind: PrincipalKind,
-    pub enabled: bool,
-    pub secrets: Vec<SecretCredential>,
-    pub certificates: Vec<CertificateCredential>,
-}
-
-pub struct SecretCredential {
-    pub hash: Vec<u8>,
-    pub expires_at: i64,
-}
-
-pub struct CertificateCredential {
-    pub x5t_sha1: String,
-    pub x5t_sha256: String,
-    pub public_key: crypto::jws::RsaPublicKey,
-}
-
-/// When an entry was read, and what it was (`None`: no such client).
-type CachedClient = (Instant, Option<Arc<ClientEntry>>);
-
-/// Clients by app id, read through to the store.
-pub struct Directory {
-    store: Arc<dyn Store>,
-    cache: RwLock<HashMap<String, CachedClient>>,
-}
-
-impl Directory {
-    pub fn new(store: Arc<dyn Store>) -> Directory {
-        Directory { store, cache: RwLock::new(HashMap::new()) }
-    }
-
-    /// The client with this app id, or `None` when there is no such principal.
-    pub async fn client(&self, app_id: &str) -> Result<Option<Arc<ClientEntry>>, store::Error> {
-        if let Ok(cache) = self.cache.read()
-            && let Some((at, entry)) = cache.get(app_id)
-            && at.elapsed() < CLIENT_CACHE_TTL
-        {
-            return Ok(entry.clone());
-        }
-        let entry = match self.store.get_principal_by_app_id(app_id).await? {
-            Some(principal) => {
-                let credentials = self.store.list_credentials(&principal.object_id).await?;
-                Some(Arc::new(client_entry(principal, &credentials)))
-            }
-            None => None,
-        };
-        if let Ok(mut cache) = self.cache.write() {
-            if cache.len() >= CLIENT_CACHE_ENTRIES_MAX {
-                cache.clear();
-            }
-            cache.insert(app_id.to_owned(), (Instant::now(), entry.clone()));
-        }
-        Ok(entry)
-    }
-
-    /// Forgets everything cached (after a change to principals or credentials on this node).
-    pub fn invalidate(&self) {
-        if let Ok(mut cache) = self.cache.write() {
-            cache.clear();
-        }
-    }
-
-    /// Whether tokens for `resource` are v2: the resource is an app registered here, named by
-    /// its app id or `api://{appId}`.
-    pub async fn accepts_v2(&self, resource: &str) -> bool {
-        let app_id = resource.strip_prefix("api://").unwrap_or(resource);
-        if app_id.parse::<domain::Guid>().is_err() {
-            return false;
-        }
-        matches!(self.client(app_id).await, Ok(Some(entry)) if entry.kind == PrincipalKind::ServicePrincipal)
-    }
-}
-
-fn client_entry(principal: PrincipalRecord, credentials: &[CredentialRecord]) -> ClientEntry {
-    let kind = match principal.kind.as_str() {
-        "ServicePrincipal" => PrincipalKind::ServicePrincipal,
-        "ManagedIdentity" => PrincipalKind::ManagedIdentity,
-        _ => PrincipalKind::Other,
-    };
-    let mut secrets = Vec::new();
-    let mut certificates = Vec::new();
-    for credential in credentials {
-        match (credential.kind.as_str(), &credential.secret_hash, &credential.certificate_der) {
-            ("secret", Some(hash), _) => secrets
-                .push(SecretCredential { hash: hash.clone(), expires_at: credential.expires_at }),
-            ("certificate", _, Some(der)) => {
-                match crypto::jws::RsaPublicKey::from_certificate_der(der) {
-                    Ok(public_key) => certificates.push(CertificateCredential {
-                        x5t_sha1: crypto::jws::x5t_sha1(der),
-                        x5t_sha256: crypto::jws::x5t_sha256(der),
-                        public_key,
-                    }),
-                    Err(error) => {
-                        tracing::warn!(credential = %credential.id, %error, "unusable certificate credential")
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    ClientEntry {
-        object_id: principal.object_id,
-        app_id: principal.app_id,
-        display_name: principal.display_name,
-        kind,
-        enabled: principal.enabled,
-        secrets,
-        certificates,
-    }
-}
+use crate::time_format::{parse_rfc3339, rfc3339};
 
 // --- Graph-shaped API -----------------------------------------------------------------------
 
 async fn caller(state: &AppState, headers: &HeaderMap, action: &str) -> Result<Caller, ApiError> {
-    let caller = authenticate(state, headers, &management_audiences(&state.dns_suffix))?;
+    let caller = authenticate(state, headers, &management_audiences(state))?;
     authorize(state, &caller, action, ActionKind::Control, &ResourceId::root()).await?;
     Ok(caller)
 }

@@ -26,9 +26,9 @@ use serde_json::Value;
 use store::{HostRecord, Page, ResourceFilter, Write};
 
 use crate::auth::{authenticate, authorize, management_audiences};
-use crate::convert::rfc3339;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::time_format::rfc3339;
 use crate::tls::PeerCertificates;
 
 const JOIN_TOKEN_LIFETIME_SECS: i64 = 15 * 60;
@@ -40,7 +40,7 @@ const STATUS_SETTING_PREFIX: &str = "host-status/";
 // --- Administration -------------------------------------------------------------------------
 
 async fn admin(state: &AppState, headers: &HeaderMap, action: &str) -> Result<(), ApiError> {
-    let caller = authenticate(state, headers, &management_audiences(&state.dns_suffix))?;
+    let caller = authenticate(state, headers, &management_audiences(state))?;
     authorize(state, &caller, action, ActionKind::Control, &ResourceId::root()).await
 }
 
@@ -184,7 +184,7 @@ pub async fn resource_endpoints(
     headers: HeaderMap,
     Query(query): Query<EndpointsQuery>,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state, &headers, &management_audiences(&state.dns_suffix))?;
+    let caller = authenticate(&state, &headers, &management_audiences(&state))?;
     let id = ResourceId::parse(&query.resource_id)
         .map_err(|error| ApiError::bad_request("InvalidResourceId", error.to_string()))?;
     let kind = id

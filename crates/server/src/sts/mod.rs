@@ -5,6 +5,8 @@
 //! the caller (same status, error and AADSTS code) and cost the same work. Every issuance and
 //! refusal lands in the sign-in log.
 
+mod federation;
+
 use std::net::SocketAddr;
 
 use axum::Json;
@@ -109,7 +111,7 @@ impl OAuthFailure {
     /// Renders the body with trace and correlation ids and a timestamp.
     pub fn render(&self, correlation_id: &str, now: domain::UnixTime, base_url: &str) -> Response {
         let trace_id = domain::Guid::new_random().to_string();
-        let timestamp = crate::convert::entra_timestamp(now);
+        let timestamp = crate::time_format::entra_timestamp(now);
         let body = api_types::oauth::OAuthError {
             error: self.error.to_owned(),
             error_description: format!(
@@ -268,14 +270,9 @@ async fn grant(
         if entry.as_ref().is_some_and(|entry| entry.kind == PrincipalKind::ManagedIdentity) {
             draft.credential_type = Some("federatedCredential");
             draft.principal_type = Some("ManagedIdentity");
-            let identity = crate::federation::check(
-                state,
-                entry.as_deref(),
-                &client_id,
-                assertion.trim(),
-                now,
-            )
-            .await?;
+            let identity =
+                federation::check(state, entry.as_deref(), &client_id, assertion.trim(), now)
+                    .await?;
             federated_identity = Some(identity);
             issuer::CredentialKind::FederatedAssertion
         } else {
