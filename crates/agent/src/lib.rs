@@ -2,7 +2,7 @@
 //! managed-identity endpoints to the workloads on one host, and fetches their tokens from the
 //! server. It holds no signing key: a compromised host exposes only the tokens it fetched.
 //!
-//! Typical use (what the `ambient agent` command is meant to do):
+//! Typical use (what `command::run`, behind `ambient agent` and `ambient-agent`, does):
 //!
 //! ```text
 //! let mut config = AgentConfig::new(vec![server_url], server_ca_pem, data_dir);
@@ -15,6 +15,8 @@
 //!
 //! How it is put together:
 //!
+//! - `command`: the agent as a command line (`AgentArgs`, `run`), shared by both binaries,
+//!   with the stop signals and tracing set-up they start with.
 //! - `credentials`: enrollment with a join token, the files in the data directory
 //!   (`agent.key` 0600, `agent.pem`, `agent.json`), and certificate renewal at half-life.
 //! - `upstream`: the HTTPS client of the server's hosting API (`/hosting/...`), authenticated
@@ -30,6 +32,8 @@
 
 #![deny(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod command;
 
 mod cache;
 mod credentials;
