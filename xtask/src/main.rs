@@ -1,8 +1,10 @@
-//! Repository automation: `cargo xtask ci` runs everything CI runs (format, lints, layering,
-//! tidy checks and every test, PostgreSQL included). Green here means green in CI.
+//! Repository automation: `cargo xtask ci` runs everything CI runs (format, lints, the
+//! dependency checks of `cargo xtask tidy`, the tidy tests and every test, PostgreSQL included).
+//! Green here means green in CI.
 //! `cargo xtask gen-roles` regenerates the `rbac` crate's table of Azure built-in roles.
 
 mod gen_roles;
+mod layering;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -15,7 +17,8 @@ fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(args.iter().any(|arg| arg == "--fast")),
-        Some("layering") => layering(),
+        // `layering` is the command's former name.
+        Some("tidy" | "layering") => tidy(),
         Some("gen-roles") => match gen_roles_options(&args[1..]) {
             Some(options) => gen_roles::gen_roles(&options, &root().join(gen_roles::OUTPUT_PATH)),
             None => {
@@ -24,9 +27,7 @@ fn main() -> std::process::ExitCode {
             }
         },
         _ => {
-            eprintln!(
-                "usage: cargo xtask ci [--fast] | layering | gen-roles ...\n{GEN_ROLES_USAGE}"
-            );
+            eprintln!("usage: cargo xtask ci [--fast] | tidy | gen-roles ...\n{GEN_ROLES_USAGE}");
             return std::process::ExitCode::from(2);
         }
     };
@@ -72,7 +73,7 @@ fn ci(fast: bool) -> Result<()> {
     let started = Instant::now();
     step("format", cargo(&["fmt", "--all", "--check"]))?;
     step("clippy", cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
-    step("layering", layering())?;
+    step("tidy", tidy())?;
     if fast {
         step("unit tests", cargo(&["test", "--workspace", "--lib", "--bins"]))?;
     } else {
@@ -99,21 +100,101 @@ fn cargo(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// The agent runs on every host, so it must not link the crates that hold keys and data.
-fn layering() -> Result<()> {
+/// The dependency checks: every edge between workspace crates is one the table in
+/// ARCHITECTURE.md allows, the agents' trees hold no server, store, issuer or vault (a host
+/// must never link the crates that hold keys and data), and every `[dependencies]` entry is
+/// used. Prints every violation before failing.
+fn tidy() -> Result<()> {
+    let mut violations = metadata_violations()?;
+    for agent in layering::AGENT_PACKAGES {
+        let tree = cargo_output(&[
+            "tree", "-p", agent, "-e", "normal", "--prefix", "none", "--format", "{p}",
+        ])?;
+        for forbidden in layering::forbidden_in_tree(&tree) {
+            violations.push(format!(
+                "`{agent}` links `{forbidden}`; a host must never link {}",
+                layering::FORBIDDEN_ON_HOSTS.join(", ")
+            ));
+        }
+    }
+    if !violations.is_empty() {
+        for violation in &violations {
+            eprintln!("xtask: {violation}");
+        }
+        bail!("{} dependency problem(s)", violations.len());
+    }
+    Ok(())
+}
+
+/// The table and unused-dependency checks, which need only `cargo metadata --no-deps`.
+fn metadata_violations() -> Result<Vec<String>> {
+    let architecture =
+        std::fs::read_to_string(root().join("ARCHITECTURE.md")).context("read ARCHITECTURE.md")?;
+    let table = layering::parse_table(&architecture)?;
+    let packages = layering::parse_metadata(&cargo_output(&[
+        "metadata",
+        "--format-version",
+        "1",
+        "--no-deps",
+    ])?)?;
+    let mut violations = layering::table_violations(&table, &packages);
+    for (krate, _, _) in layering::UNUSED_DEPENDENCY_EXCEPTIONS {
+        if !packages.iter().any(|package| package.name == *krate) {
+            violations.push(format!(
+                "UNUSED_DEPENDENCY_EXCEPTIONS in xtask/src/layering.rs names `{krate}`, which is not a crate of the workspace"
+            ));
+        }
+    }
+    for package in &packages {
+        let sources = package_sources(package)?;
+        violations.extend(layering::unused_dependencies(
+            package,
+            &sources,
+            layering::UNUSED_DEPENDENCY_EXCEPTIONS,
+        ));
+    }
+    Ok(violations)
+}
+
+fn cargo_output(args: &[&str]) -> Result<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(cargo)
-        .args(["tree", "-p", "agent", "-e", "normal", "--prefix", "none", "--format", "{p}"])
+        .args(args)
         .current_dir(root())
         .output()
-        .context("run cargo tree")?;
+        .with_context(|| format!("run cargo {}", args.join(" ")))?;
     if !output.status.success() {
-        bail!("cargo tree failed: {}", String::from_utf8_lossy(&output.stderr));
+        bail!("cargo {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
     }
-    let tree = String::from_utf8_lossy(&output.stdout);
-    let forbidden = tidy::forbidden_in_agent(&tree);
-    if !forbidden.is_empty() {
-        bail!("the agent links {forbidden:?}; it must never depend on store, issuer or vault");
+    String::from_utf8(output.stdout).with_context(|| format!("cargo {} output", args.join(" ")))
+}
+
+/// The text of every Rust file in the package's library and binary sources.
+fn package_sources(package: &layering::Package) -> Result<Vec<String>> {
+    let mut files = Vec::new();
+    for path in &package.source_paths {
+        if path.is_dir() {
+            rust_files(path, &mut files)?;
+        } else {
+            files.push(path.clone());
+        }
+    }
+    files
+        .iter()
+        .map(|file| {
+            std::fs::read_to_string(file).with_context(|| format!("read {}", file.display()))
+        })
+        .collect()
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            rust_files(&path, out)?;
+        } else if path.extension().is_some_and(|extension| extension == "rs") {
+            out.push(path);
+        }
     }
     Ok(())
 }

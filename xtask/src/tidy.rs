@@ -1,25 +1,10 @@
 //! Tidy checks that keep the house clean, run as tests: every Rust file opens with a `//!`
-//! doc, no trailing whitespace, every crate inherits the workspace lints, and the agent's
-//! dependency tree holds none of the crates it must never link.
-
-/// Crates in `cargo tree` output (one `name vX (path)` per line) that the agent must not link.
-pub fn forbidden_in_agent(tree: &str) -> Vec<String> {
-    let mut found: Vec<String> = tree
-        .lines()
-        .filter_map(|line| line.split_whitespace().next())
-        .filter(|name| matches!(*name, "store" | "issuer" | "vault" | "server"))
-        .map(str::to_owned)
-        .collect();
-    found.sort();
-    found.dedup();
-    found
-}
+//! doc, no trailing whitespace, every crate inherits the workspace lints. The dependency
+//! checks (`layering`) run as `cargo xtask tidy`.
 
 #[cfg(test)]
 mod tests {
     use std::path::{Path, PathBuf};
-
-    use super::*;
 
     fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap() {
@@ -82,24 +67,5 @@ mod tests {
                 manifest.display()
             );
         }
-    }
-
-    #[test]
-    fn agent_manifest_names_no_forbidden_crate() {
-        let manifest =
-            std::fs::read_to_string(crate::root().join("crates/agent/Cargo.toml")).unwrap();
-        for forbidden in ["store", "issuer", "vault", "server"] {
-            assert!(
-                !manifest.lines().any(|line| line.starts_with(&format!("{forbidden}."))),
-                "agent names {forbidden}"
-            );
-        }
-    }
-
-    #[test]
-    fn tree_check_finds_forbidden_crates() {
-        let tree = "agent v0.0.0 (/w/crates/agent)\nclient v0.0.0 (/w)\nstore v0.0.0 (/w)\nstore v0.0.0 (/w)\n";
-        assert_eq!(forbidden_in_agent(tree), vec!["store".to_owned()]);
-        assert!(forbidden_in_agent("agent v0.0.0\nstorage v1.0.0\n").is_empty());
     }
 }

@@ -19,7 +19,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use api_types::hosting::{HostedResource, IdentityRef, IssuedToken, TokenRequest};
+use api_types::hosting::{
+    HostedResource, IdentityRef, IdentitySelector as Selector, IssuedToken, TokenRequest,
+};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderMap, Method, header};
@@ -30,14 +32,10 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::cache::{CacheKey, FetchError};
-use crate::jwt;
 use crate::refusal::{Refusal, Shape};
-use crate::selection::{Selector, select};
 use crate::state::{SHARED_LIMITER_KEY, Shared};
 use crate::upstream::CallError;
 
-/// The audience of the token fetched to learn the tenant for `/metadata/identity/info`.
-const TENANT_PROBE_AUDIENCE: &str = "https://management.azure.com/";
 /// The legacy App Service protocol version.
 const APP_SERVICE_LEGACY_API_VERSION: &str = "2017-09-01";
 
@@ -216,7 +214,7 @@ impl Endpoint {
         required(&params, "api-version")?;
         let audience = required(&params, "resource")?;
         let (selector, used) = selector(&params, IMDS_SELECTORS)?;
-        let identity = select(&resource, &selector).ok_or(Refusal::IdentityNotFound)?;
+        let identity = resource.select(&selector).ok_or(Refusal::IdentityNotFound)?;
         let token = self.token(&resource, identity, &selector, audience, "imds", peer).await?;
 
         let now_secs = self.shared.clock.now().secs();
@@ -257,18 +255,11 @@ impl Endpoint {
     ) -> Result<Response, Refusal> {
         check_request(method, headers)?;
         check_metadata_header(headers)?;
-        let resource = self.resource()?;
-        let key = resource.resource_key.to_ascii_lowercase();
-        if let Some(tenant_id) = self.shared.tenant(&key) {
-            return Ok(Json(json!({ "tenantId": tenant_id })).into_response());
-        }
+        let _ = peer;
+        self.resource()?;
         self.check_not_revoked()?;
-        let selector = Selector::Default;
-        let identity = select(&resource, &selector).ok_or(Refusal::IdentityNotFound)?;
-        let token =
-            self.token(&resource, identity, &selector, TENANT_PROBE_AUDIENCE, "imds", peer).await?;
-        let tenant_id =
-            jwt::unverified_tenant_id(&token.access_token).ok_or(Refusal::TokenUnavailable)?;
+        // The tenant comes with the assignments: no token is signed to answer this.
+        let tenant_id = self.shared.tenant().ok_or(Refusal::TokenUnavailable)?;
         Ok(Json(json!({ "tenantId": tenant_id })).into_response())
     }
 
@@ -308,7 +299,7 @@ impl Endpoint {
         let audience = required(&params, "resource")?;
         let table = if legacy { APP_SERVICE_LEGACY_SELECTORS } else { APP_SERVICE_SELECTORS };
         let (selector, _) = selector(&params, table)?;
-        let identity = select(&resource, &selector).ok_or(Refusal::IdentityNotFound)?;
+        let identity = resource.select(&selector).ok_or(Refusal::IdentityNotFound)?;
         let token =
             self.token(&resource, identity, &selector, audience, "appService", peer).await?;
 
@@ -370,14 +361,7 @@ impl Endpoint {
             Ok(issued)
         };
         match shared.cache.get_or_fetch(key, shared.clock.as_ref(), fetch).await {
-            Ok(token) => {
-                if shared.tenant(&resource_key).is_none()
-                    && let Some(tenant_id) = jwt::unverified_tenant_id(&token.access_token)
-                {
-                    shared.remember_tenant(&resource_key, tenant_id);
-                }
-                Ok(token)
-            }
+            Ok(token) => Ok(token),
             Err(FetchError::Refused { status: 401 | 403 }) => Err(Refusal::Forbidden),
             Err(FetchError::Refused { .. }) => Err(Refusal::IdentityNotFound),
             Err(FetchError::Unavailable) => Err(Refusal::TokenUnavailable),

@@ -2,7 +2,7 @@
 //! managed-identity endpoints to the workloads on one host, and fetches their tokens from the
 //! server. It holds no signing key: a compromised host exposes only the tokens it fetched.
 //!
-//! Typical use (what the `ambient agent` command is meant to do):
+//! Typical use (what `command::run`, behind `ambient agent` and `ambient-agent`, does):
 //!
 //! ```text
 //! let mut config = AgentConfig::new(vec![server_url], server_ca_pem, data_dir);
@@ -15,6 +15,8 @@
 //!
 //! How it is put together:
 //!
+//! - `command`: the agent as a command line (`AgentArgs`, `run`), shared by both binaries,
+//!   with the stop signals and tracing set-up they start with.
 //! - `credentials`: enrollment with a join token, the files in the data directory
 //!   (`agent.key` 0600, `agent.pem`, `agent.json`), and certificate renewal at half-life.
 //! - `upstream`: the HTTPS client of the server's hosting API (`/hosting/...`), authenticated
@@ -25,21 +27,22 @@
 //!   restarted agent serves every resource on the port it had.
 //! - `endpoint`: the routes every listener serves (IMDS token, identity info, instance
 //!   metadata, App Service token), with their exact wire shapes and refusals (`refusal`).
-//! - `selection`, `cache`, `rate_limit`, `jwt`: identity selection, the single-flight token
-//!   cache, the per-resource token bucket, and reading `tid` from a token (unverified).
+//! - `cache`, `rate_limit`: the single-flight token cache and the per-resource token bucket.
+//!   Identity selection is `api_types::hosting::HostedResource::select`, the same function the
+//!   server applies.
 
 #![deny(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod command;
 
 mod cache;
 mod credentials;
 mod endpoint;
 mod files;
-mod jwt;
 mod rate_limit;
 mod refusal;
 mod remembered;
-mod selection;
 mod state;
 mod upstream;
 mod watch;

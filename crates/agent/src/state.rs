@@ -1,6 +1,6 @@
-//! What the agent's tasks share: the server client, the resources placed on the host (as of
-//! the last assignments), the token cache, the per-resource rate limiters, the tenants seen in
-//! tokens, and whether the server has stopped accepting the host.
+//! What the agent's tasks share: the server client, the resources placed on the host and their
+//! tenant (as of the last assignments), the token cache, the per-resource rate limiters, and
+//! whether the server has stopped accepting the host.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,8 +28,8 @@ pub(crate) struct Shared {
     resources: RwLock<Arc<BTreeMap<String, Arc<HostedResource>>>>,
     /// By resource key, plus [`SHARED_LIMITER_KEY`].
     limiters: Mutex<HashMap<String, Arc<Limiter>>>,
-    /// The `tid` of the last token issued for each resource, by resource key.
-    tenants: Mutex<HashMap<String, String>>,
+    /// The tenant of the resources' identities, from the assignments.
+    tenant: RwLock<Option<String>>,
     /// The server refused the host's certificate (401/403 on the watch or renewal).
     revoked: AtomicBool,
 }
@@ -49,7 +49,7 @@ impl Shared {
             rate_limit,
             resources: RwLock::default(),
             limiters: Mutex::default(),
-            tenants: Mutex::default(),
+            tenant: RwLock::default(),
             revoked: AtomicBool::new(false),
         }
     }
@@ -65,7 +65,10 @@ impl Shared {
 
     /// Installs new assignments. Cached tokens of identities no longer attached to their
     /// resource, and the limiters and tenants of resources that left, are dropped at once.
-    pub(crate) fn set_resources(&self, resources: Vec<HostedResource>) {
+    pub(crate) fn set_resources(&self, tenant_id: String, resources: Vec<HostedResource>) {
+        if !tenant_id.is_empty() {
+            *self.tenant.write().unwrap_or_else(PoisonError::into_inner) = Some(tenant_id);
+        }
         let resources: BTreeMap<String, Arc<HostedResource>> = resources
             .into_iter()
             .map(|resource| (resource.resource_key.to_ascii_lowercase(), Arc::new(resource)))
@@ -85,7 +88,6 @@ impl Shared {
         });
         let placed = self.resources();
         lock(&self.limiters).retain(|key, _| key == SHARED_LIMITER_KEY || placed.contains_key(key));
-        lock(&self.tenants).retain(|key, _| placed.contains_key(key));
     }
 
     /// The limiter for `key` (a resource key or [`SHARED_LIMITER_KEY`]).
@@ -96,14 +98,9 @@ impl Shared {
             .clone()
     }
 
-    pub(crate) fn tenant(&self, resource_key: &str) -> Option<String> {
-        lock(&self.tenants).get(resource_key).cloned()
-    }
-
-    pub(crate) fn remember_tenant(&self, resource_key: &str, tenant_id: String) {
-        if self.resources().contains_key(resource_key) {
-            lock(&self.tenants).insert(resource_key.to_owned(), tenant_id);
-        }
+    /// The tenant of the resources' identities, once the first assignments arrived.
+    pub(crate) fn tenant(&self) -> Option<String> {
+        self.tenant.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     pub(crate) fn is_revoked(&self) -> bool {

@@ -97,9 +97,9 @@ impl WatchContext {
     /// Installs `assignments` and opens and closes listeners to match. False when a listener
     /// could not be opened (to be retried).
     async fn apply(&self, assignments: Assignments) -> bool {
-        let Assignments { version, resources } = assignments;
+        let Assignments { version, tenant_id, resources } = assignments;
         tracing::info!(%version, resources = resources.len(), "assignments changed");
-        self.shared.set_resources(resources);
+        self.shared.set_resources(tenant_id, resources);
         let placed = self.shared.resources();
         let mut listeners = self.listeners.lock().await;
         let gone: Vec<String> = listeners

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use agent::command::{StopSignals, init_tracing};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
@@ -30,7 +31,7 @@ enum Command {
     Server(ServerArgs),
     /// Run the host agent: enroll with a join token, then serve the metadata endpoints for the
     /// resources placed on this host.
-    Agent(AgentArgs),
+    Agent(agent::command::AgentArgs),
     #[command(flatten)]
     Cli(cli::Command),
 }
@@ -79,32 +80,6 @@ struct ServerArgs {
     log: String,
 }
 
-#[derive(Args)]
-struct AgentArgs {
-    /// A server's URL; repeat for each server of the deployment (the agent moves to the next
-    /// when one does not answer). Remembered in the data directory: needed on the first start.
-    #[arg(long = "server", value_name = "URL")]
-    servers: Vec<String>,
-    /// The one-time join token from `ambient host create` (only for the first start).
-    #[arg(long, env = "AMBIENT_JOIN_TOKEN", value_name = "TOKEN")]
-    join_token: Option<String>,
-    /// Where the agent keeps its key and certificate.
-    #[arg(long, value_name = "DIR")]
-    data_dir: PathBuf,
-    /// The CA that signed the server's certificate (PEM) [default: the system's trust store].
-    #[arg(long, env = "AMBIENT_CA_BUNDLE", value_name = "FILE")]
-    ca_bundle: Option<PathBuf>,
-    /// The shared IMDS listener (169.254.169.254:80 on a host that has that address).
-    #[arg(long, value_name = "ADDR")]
-    imds_listen: Option<std::net::SocketAddr>,
-    /// Reproduce Azure's IMDS limits: 20 requests per second and 5 concurrent per resource.
-    #[arg(long)]
-    azure_rate_limits: bool,
-    /// Log filter, as RUST_LOG.
-    #[arg(long, env = "AMBIENT_LOG", value_name = "FILTER", default_value = "info")]
-    log: String,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -141,7 +116,7 @@ fn console_router() -> server::RouterFactory {
             ca_pem: info.ca_pem.clone(),
             tenant_id: info.tenant_id.clone(),
             dns_suffix: info.dns_suffix.clone(),
-            key: domain::Secret::new(*info.console_key.expose()),
+            key: info.console_key.clone(),
         })
     })
 }
@@ -185,17 +160,18 @@ async fn serve(mode: server::Mode, args: ServerArgs, global: cli::GlobalArgs) ->
             (false, None) => agent::RateLimit::generous(),
         };
         let agent = agent::start(agent::AgentConfig {
-            server_urls: vec![running.local_url()],
-            server_ca_pem: ca,
-            data_dir: running.data_dir().join("agent-local"),
             host: Some("local".to_owned()),
             join_token: Some(token.into()),
             imds_listen: Some(
                 args.imds_listen.unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
             ),
-            resource_listen_ip: std::net::IpAddr::from([127, 0, 0, 1]),
             rate_limit,
-            clock: std::sync::Arc::new(domain::SystemClock),
+            // The rest as for any agent: per-resource listeners on 127.0.0.1, the system clock.
+            ..agent::AgentConfig::new(
+                vec![running.local_url()],
+                ca,
+                running.data_dir().join("agent-local"),
+            )
         })
         .await
         .context("start the local agent")?;
@@ -213,43 +189,11 @@ async fn serve(mode: server::Mode, args: ServerArgs, global: cli::GlobalArgs) ->
     Ok(())
 }
 
-async fn run_agent(args: AgentArgs) -> Result<()> {
+/// The same as the `ambient-agent` binary.
+async fn run_agent(args: agent::command::AgentArgs) -> Result<()> {
     let signals = StopSignals::install()?;
     init_tracing(&args.log);
-    if let Some(bad) = args.servers.iter().find(|url| !url.starts_with("https://")) {
-        anyhow::bail!("--server must be an https:// URL (got {bad})");
-    }
-    let ca = match &args.ca_bundle {
-        Some(path) => std::fs::read(path).with_context(|| format!("read {}", path.display()))?,
-        None => Vec::new(),
-    };
-    let host = args
-        .join_token
-        .as_deref()
-        .and_then(|token| token.split_once('.'))
-        .map(|(host, _)| host.to_owned());
-    let rate_limit = if args.azure_rate_limits {
-        agent::RateLimit::azure()
-    } else {
-        agent::RateLimit::generous()
-    };
-    let running = agent::start(agent::AgentConfig {
-        server_urls: args.servers,
-        server_ca_pem: ca,
-        data_dir: args.data_dir,
-        host,
-        join_token: args.join_token.map(Into::into),
-        imds_listen: args.imds_listen,
-        resource_listen_ip: std::net::IpAddr::from([127, 0, 0, 1]),
-        rate_limit,
-        clock: std::sync::Arc::new(domain::SystemClock),
-    })
-    .await
-    .context("start the agent")?;
-    eprintln!("agent for host {} is running", running.host());
-    signals.wait().await;
-    running.shutdown().await;
-    Ok(())
+    Ok(agent::command::run(args, signals).await?)
 }
 
 fn print_dev_banner(running: &server::RunningServer, agent: &agent::RunningAgent) {
@@ -288,40 +232,4 @@ fn print_dev_banner(running: &server::RunningServer, agent: &agent::RunningAgent
     println!("  {}", running.hosts_line(&[]));
     println!();
     println!("Press Ctrl-C to stop.");
-}
-
-/// SIGINT (Ctrl-C) and SIGTERM, listened for from the start of the process: a signal that
-/// arrives while the server or agent is still starting stops it cleanly too.
-struct StopSignals {
-    interrupt: tokio::signal::unix::Signal,
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl StopSignals {
-    fn install() -> Result<StopSignals> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(StopSignals {
-            interrupt: signal(SignalKind::interrupt()).context("listen for Ctrl-C")?,
-            terminate: signal(SignalKind::terminate()).context("listen for SIGTERM")?,
-        })
-    }
-
-    async fn wait(mut self) {
-        tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
-        }
-    }
-}
-
-fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
 }

@@ -227,7 +227,11 @@ async fn assignments(
     }
     let mut calls = state.calls.lock().unwrap();
     calls.last_served_version = Some(calls.version);
-    Json(Assignments { version: format!("v{}", calls.version), resources: calls.resources.clone() })
+    Json(Assignments {
+        version: format!("v{}", calls.version),
+        tenant_id: TENANT.to_owned(),
+        resources: calls.resources.clone(),
+    })
         .into_response()
 }
 

@@ -7,7 +7,6 @@
 //! is placed on that host and holds the identity now (DESIGN §4). Join tokens look like
 //! `{host}.{secret}`, are stored as hashes, expire, and work once.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use api_types::hosting::{
@@ -22,8 +21,7 @@ use axum::response::{IntoResponse, Response};
 use domain::ResourceId;
 use rbac::ActionKind;
 use serde::Deserialize;
-use serde_json::Value;
-use store::{HostRecord, Page, ResourceFilter, Write};
+use store::{HostRecord, ResourceFilter, Write};
 
 use crate::auth::{authenticate, authorize, management_audiences};
 use crate::error::ApiError;
@@ -110,7 +108,8 @@ pub async fn new_join_token(
 }
 
 async fn host_info(state: &AppState, host: &HostRecord) -> Result<HostInfo, ApiError> {
-    let resources = hosted_rows(state, &host.id).await?.into_iter().map(|row| row.id).collect();
+    let resources =
+        hosted(state, &host.id).await?.into_iter().map(|resource| resource.id.as_str().to_owned()).collect();
     Ok(HostInfo {
         name: host.id.clone(),
         state: host.state.clone(),
@@ -386,72 +385,54 @@ pub async fn assignments(
     }
 }
 
-async fn hosted_rows(state: &AppState, host: &str) -> Result<Vec<store::ResourceRecord>, ApiError> {
+async fn hosted(state: &AppState, host: &str) -> Result<Vec<resources::Resource>, ApiError> {
     let filter = ResourceFilter { host_id: Some(host.to_owned()), ..ResourceFilter::default() };
-    let mut page = Page::first(500);
-    let mut rows = Vec::new();
-    loop {
-        let batch = state.store.list_resources(&filter, &page).await?;
-        let Some(last) = batch.last() else { break };
-        page.after_key = Some(last.key.clone());
-        rows.extend(batch);
-    }
-    Ok(rows)
+    resources::load::all(state.store.as_ref(), &filter).await.map_err(crate::arm::from_resources)
+}
+
+/// A compute resource as its host's agent sees it: its identities, each with its client id.
+pub async fn hosted_resource(state: &AppState, resource: &resources::Resource) -> Result<HostedResource, ApiError> {
+    let block = resource.identity.clone().unwrap_or_default();
+    let system = match &block.system {
+        Some(system) => state.store.get_principal(&system.principal_id).await?.map(|principal| IdentityRef {
+            principal_id: principal.object_id,
+            client_id: principal.app_id,
+            resource_id: None,
+        }),
+        None => None,
+    };
+    let user = block
+        .user
+        .iter()
+        .map(|user| IdentityRef {
+            principal_id: user.principal_id.clone(),
+            client_id: user.client_id.clone(),
+            resource_id: Some(user.id.as_str().to_owned()),
+        })
+        .collect();
+    Ok(HostedResource {
+        resource_id: resource.id.as_str().to_owned(),
+        resource_key: resource.key().to_owned(),
+        name: resource.name.clone(),
+        resource_type: resource.resource_type.name.to_owned(),
+        subscription_id: resource.subscription_id.clone(),
+        resource_group: resource.id.resource_group().unwrap_or_default().to_owned(),
+        location: resource.location.clone(),
+        vm_id: resource.properties.get("vmId").and_then(serde_json::Value::as_str).map(str::to_owned),
+        identity_header: identity_header(state, resource.key()),
+        system,
+        user,
+    })
 }
 
 async fn snapshot(state: &AppState, host: &str) -> Result<Assignments, ApiError> {
-    let mut resources = Vec::new();
-    for row in hosted_rows(state, host).await? {
-        let Ok(id) = ResourceId::parse(&row.id) else { continue };
-        let extras: Value = serde_json::from_str(&row.properties).unwrap_or_default();
-        let block: Value = row
-            .identity
-            .as_deref()
-            .and_then(|text| serde_json::from_str(text).ok())
-            .unwrap_or_default();
-        let system = match block["principalId"].as_str() {
-            Some(principal_id) => {
-                state.store.get_principal(principal_id).await?.map(|principal| IdentityRef {
-                    principal_id: principal.object_id,
-                    client_id: principal.app_id,
-                    resource_id: None,
-                })
-            }
-            None => None,
-        };
-        let user = block["userAssignedIdentities"]
-            .as_object()
-            .map(|map| {
-                map.iter()
-                    .map(|(id, value)| IdentityRef {
-                        principal_id: value["principalId"].as_str().unwrap_or_default().to_owned(),
-                        client_id: value["clientId"].as_str().unwrap_or_default().to_owned(),
-                        resource_id: Some(id.clone()),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        resources.push(HostedResource {
-            resource_id: row.id.clone(),
-            resource_key: row.key.clone(),
-            name: row.name.clone(),
-            resource_type: extras["type"]
-                .as_str()
-                .unwrap_or(id.resource_type().unwrap_or_default())
-                .to_owned(),
-            subscription_id: row.subscription_id.clone(),
-            resource_group: id.resource_group().unwrap_or_default().to_owned(),
-            location: row.location.clone(),
-            vm_id: extras["properties"]["vmId"].as_str().map(str::to_owned),
-            identity_header: identity_header(state, &row.key),
-            system,
-            user,
-        });
+    let mut hosted_resources = Vec::new();
+    for resource in hosted(state, host).await? {
+        hosted_resources.push(hosted_resource(state, &resource).await?);
     }
-    let digest =
-        crypto::hash::sha256(serde_json::to_string(&resources).unwrap_or_default().as_bytes());
+    let digest = crypto::hash::sha256(serde_json::to_string(&hosted_resources).unwrap_or_default().as_bytes());
     let version = digest.iter().take(12).map(|byte| format!("{byte:02x}")).collect();
-    Ok(Assignments { version, resources })
+    Ok(Assignments { version, tenant_id: state.deployment.tenant_id.clone(), resources: hosted_resources })
 }
 
 /// `POST /hosting/status`: the agent reports where it serves each resource.
@@ -542,13 +523,15 @@ pub async fn token(
 
 type Refusal = (StatusCode, &'static str, String);
 
+/// Checks that the resource is placed on `host` now and holds the identity the request selects
+/// (with the same selection the agent applies), then issues.
 async fn issue_for(
     state: &AppState,
     host: &str,
     request: &TokenRequest,
 ) -> Result<api_types::hosting::IssuedToken, Refusal> {
-    let internal = |error: &store::Error| {
-        if matches!(error, store::Error::Unavailable(_)) {
+    let internal = |error: &dyn std::fmt::Display, unavailable: bool| {
+        if unavailable {
             tracing::warn!(%error, "managed identity issuance: database unavailable");
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -563,8 +546,7 @@ async fn issue_for(
             "Failed to retrieve token from the Active directory".to_owned(),
         )
     };
-    let not_found =
-        || (StatusCode::BAD_REQUEST, "invalid_request", "Identity not found".to_owned());
+    let not_found = || (StatusCode::BAD_REQUEST, "invalid_request", "Identity not found".to_owned());
     if request.audience.trim().is_empty() {
         return Err((
             StatusCode::BAD_REQUEST,
@@ -573,118 +555,46 @@ async fn issue_for(
         ));
     }
     let id = ResourceId::parse(&request.resource_id).map_err(|_| not_found())?;
-    let row = state.store.get_resource(id.key()).await.map_err(|error| internal(&error))?;
-    let Some(row) = row.filter(|row| row.host_id.as_deref() == Some(host)) else {
+    let resource = resources::load::resource(state.store.as_ref(), &id).await.map_err(|error| {
+        let unavailable = matches!(&error, resources::Error::Store(store::Error::Unavailable(_)));
+        internal(&error, unavailable)
+    })?;
+    let Some(resource) = resource.filter(|resource| resource.host.as_deref() == Some(host)) else {
         return Err((
             StatusCode::FORBIDDEN,
             "forbidden",
             format!("The resource '{}' is not placed on host '{host}'.", request.resource_id),
         ));
     };
-    let block: Value = row
-        .identity
-        .as_deref()
-        .and_then(|text| serde_json::from_str(text).ok())
-        .unwrap_or_default();
-    let system = block["principalId"].as_str().map(str::to_owned);
-    let users: BTreeMap<String, (String, String, String)> = block["userAssignedIdentities"]
-        .as_object()
-        .map(|map| {
-            map.iter()
-                .map(|(key, value)| {
-                    (
-                        key.to_ascii_lowercase(),
-                        (
-                            key.clone(),
-                            value["principalId"].as_str().unwrap_or_default().to_owned(),
-                            value["clientId"].as_str().unwrap_or_default().to_owned(),
-                        ),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    // (object id, identity ARM id)
-    let chosen: (String, String) = if let Some(client_id) = &request.client_id {
-        let system_match = match &system {
-            Some(principal_id) => state
-                .store
-                .get_principal(principal_id)
-                .await
-                .map_err(|error| internal(&error))?
-                .filter(|principal| principal.app_id.eq_ignore_ascii_case(client_id))
-                .map(|principal| (principal.object_id, row.id.clone())),
-            None => None,
-        };
-        system_match
-            .or_else(|| {
-                users
-                    .values()
-                    .find(|(_, _, client)| client.eq_ignore_ascii_case(client_id))
-                    .map(|(id, principal, _)| (principal.clone(), id.clone()))
-            })
-            .ok_or_else(not_found)?
-    } else if let Some(object_id) = &request.object_id {
-        if system.as_deref().is_some_and(|principal| principal.eq_ignore_ascii_case(object_id)) {
-            (object_id.to_ascii_lowercase(), row.id.clone())
-        } else {
-            users
-                .values()
-                .find(|(_, principal, _)| principal.eq_ignore_ascii_case(object_id))
-                .map(|(id, principal, _)| (principal.clone(), id.clone()))
-                .ok_or_else(not_found)?
-        }
-    } else if let Some(identity) = &request.identity_resource_id {
-        users
-            .get(&identity.to_ascii_lowercase())
-            .map(|(id, principal, _)| (principal.clone(), id.clone()))
-            .ok_or_else(not_found)?
-    } else if let Some(principal) = system {
-        (principal, row.id.clone())
-    } else if users.len() == 1 {
-        users
-            .values()
-            .next()
-            .map(|(id, principal, _)| (principal.clone(), id.clone()))
-            .ok_or_else(not_found)?
-    } else {
-        return Err(not_found());
-    };
-    let principal = state
-        .store
-        .get_principal(&chosen.0)
-        .await
-        .map_err(|error| internal(&error))?
-        .ok_or_else(not_found)?;
+    let hosted = hosted_resource(state, &resource).await.map_err(|error| {
+        let unavailable = error.status == StatusCode::SERVICE_UNAVAILABLE;
+        internal(&error.message, unavailable)
+    })?;
+    let identity = hosted.select(&request.selector()).ok_or_else(not_found)?;
+    let identity_resource_id =
+        identity.resource_id.clone().unwrap_or_else(|| resource.id.as_str().to_owned());
     let issued = state
         .issuer
         .issue(&issuer::TokenRequest {
-            object_id: principal.object_id.clone(),
-            app_id: principal.app_id.clone(),
+            object_id: identity.principal_id.clone(),
+            app_id: identity.client_id.clone(),
             audience: request.audience.clone(),
             version: issuer::TokenVersion::V1,
             credential: issuer::CredentialKind::ManagedIdentity,
-            managed_identity_resource_id: Some(chosen.1.clone()),
-            compute_resource_id: Some(row.id.clone()),
+            managed_identity_resource_id: Some(identity_resource_id.clone()),
+            compute_resource_id: Some(resource.id.as_str().to_owned()),
             lifetime_secs: None,
         })
-        .map_err(|error| {
-            tracing::error!(%error, "managed identity token signing failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "Failed to retrieve token from the Active directory".to_owned(),
-            )
-        })?;
+        .map_err(|error| internal(&error, false))?;
     Ok(api_types::hosting::IssuedToken {
         access_token: issued.access_token,
         expires_on: issued.expires_on,
         expires_in: issued.expires_in,
         not_before: issued.not_before,
         resource: request.audience.clone(),
-        client_id: principal.app_id,
-        object_id: principal.object_id,
-        identity_resource_id: chosen.1,
+        client_id: identity.client_id.clone(),
+        object_id: identity.principal_id.clone(),
+        identity_resource_id,
     })
 }
 
