@@ -19,8 +19,6 @@ pub const FORBIDDEN_ON_HOSTS: &[&str] = &["server", "store", "issuer", "vault"];
 /// with the reason: (crate, dependency, reason). An entry that is no longer needed (the
 /// dependency is named, or gone) is itself reported, so the list stays short.
 pub const UNUSED_DEPENDENCY_EXCEPTIONS: &[(&str, &str, &str)] = &[
-    ("console", "api-types", PLACEHOLDER),
-    ("console", "client", PLACEHOLDER),
     ("test-support", "server", PLACEHOLDER),
     ("test-support", "client", PLACEHOLDER),
     ("test-support", "api-types", PLACEHOLDER),

@@ -447,7 +447,10 @@ async fn identity_info_and_instance_metadata() {
     assert_eq!(info.status, 200, "{}", info.text);
     assert_eq!(info.json(), serde_json::json!({ "tenantId": TENANT }));
     let sent = setup.fake.with(|calls| calls.token_requests.clone());
-    assert!(sent.is_empty(), "the tenant comes from the assignments, no token is fetched: {sent:?}");
+    assert!(
+        sent.is_empty(),
+        "the tenant comes from the assignments, no token is fetched: {sent:?}"
+    );
 
     let instance_url = format!("{}/metadata/instance?api-version=2021-02-01", setup.base);
     call(Method::GET, &instance_url, &[]).await.assert_imds_error(400, "bad_request_102");

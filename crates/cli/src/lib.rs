@@ -105,7 +105,8 @@ pub struct LoginArgs {
     #[arg(long, short = 'u', value_name = "APP_ID")]
     username: String,
     /// The client secret, or the path of a PEM file with the certificate and private key.
-    #[arg(long, short = 'p', value_name = "SECRET_OR_PEM")]
+    /// (Secrets may start with `-`.)
+    #[arg(long, short = 'p', value_name = "SECRET_OR_PEM", allow_hyphen_values = true)]
     password: String,
     /// The tenant id.
     #[arg(long, short = 't')]

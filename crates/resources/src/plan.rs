@@ -171,6 +171,12 @@ pub fn put(context: &Context<'_>, rows: &Rows, request: PutRequest<'_>) -> Resul
         Kind::FederatedCredential => federated::plan(rows, request, &mut resource, &mut writes)?,
         Kind::Vault => vault::plan(context, rows, &mut resource)?,
         Kind::Generic => {}
+        Kind::Deployment => {
+            return Err(Error::bad_request(
+                "InvalidResourceType",
+                "Deployments are created with a deployment request, not written as resources.",
+            ));
+        }
     }
     let expect = existing.map_or(Expect::Absent, |resource| Expect::Version(resource.version));
     writes.push(Write::PutResource { record: resource.to_record(), expect });

@@ -13,6 +13,9 @@ pub enum Kind {
     FederatedCredential,
     /// `Microsoft.KeyVault/vaults`.
     Vault,
+    /// `Microsoft.Resources/deployments` and their operations: the record of a template
+    /// deployment (the server writes them; clients cannot PUT them as resources).
+    Deployment,
     /// A type Ambient stores and returns as sent, with no behaviour beyond its properties
     /// (networking, App Service plans, disks: what `az vm create`, `az webapp create` and
     /// templates create beside the resources that hold identities).
@@ -36,6 +39,8 @@ pub const RESOURCE_GROUP_TYPE_KEY: &str = "microsoft.resources/resourcegroups";
 /// The RBAC namespace of group actions (`.../resourceGroups/write`).
 pub const RESOURCE_GROUP_ACTIONS: &str = "Microsoft.Resources/subscriptions/resourceGroups";
 pub const VAULT: &str = "Microsoft.KeyVault/vaults";
+pub const DEPLOYMENT: &str = "Microsoft.Resources/deployments";
+pub const DEPLOYMENT_OPERATION: &str = "Microsoft.Resources/deployments/operations";
 
 const TYPES: &[ResourceType] = &[
     ResourceType { name: "Microsoft.Compute/virtualMachines", kind: Kind::Compute },
@@ -48,6 +53,8 @@ const TYPES: &[ResourceType] = &[
     ResourceType { name: USER_ASSIGNED_IDENTITY, kind: Kind::UserAssignedIdentity },
     ResourceType { name: FEDERATED_CREDENTIAL, kind: Kind::FederatedCredential },
     ResourceType { name: VAULT, kind: Kind::Vault },
+    ResourceType { name: DEPLOYMENT, kind: Kind::Deployment },
+    ResourceType { name: DEPLOYMENT_OPERATION, kind: Kind::Deployment },
     ResourceType { name: "Microsoft.Network/virtualNetworks", kind: Kind::Generic },
     ResourceType { name: "Microsoft.Network/virtualNetworks/subnets", kind: Kind::Generic },
     ResourceType { name: "Microsoft.Network/publicIPAddresses", kind: Kind::Generic },

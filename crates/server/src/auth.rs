@@ -139,6 +139,7 @@ pub async fn role_definition(
 
 /// A caller's grants, loaded once per request and checked many times (list filtering, linked
 /// authorization of attached identities).
+#[derive(Clone)]
 pub struct CallerGrants {
     caller: Caller,
     loaded: Arc<Vec<(ResourceId, RoleDefinition)>>,

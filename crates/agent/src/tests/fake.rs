@@ -232,7 +232,7 @@ async fn assignments(
         tenant_id: TENANT.to_owned(),
         resources: calls.resources.clone(),
     })
-        .into_response()
+    .into_response()
 }
 
 async fn status(

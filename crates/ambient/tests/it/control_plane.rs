@@ -411,7 +411,7 @@ async fn errors_have_arm_shape() {
     let body: Value = missing_version.json().await.unwrap();
     assert_eq!(body["error"]["code"], "MissingApiVersionParameter");
     let (status, body) = arm
-        .put(&format!("{}/providers/Microsoft.Compute/disks/d1", arm.group("nope")), json!({}))
+        .put(&format!("{}/providers/Microsoft.Sql/servers/s1", arm.group("nope")), json!({}))
         .await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("InvalidResourceType")));
     let (status, body) = arm.put(&arm.vm("nope", "vm"), json!({"location": "x"})).await;

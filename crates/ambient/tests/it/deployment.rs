@@ -628,7 +628,8 @@ async fn two_servers_on_one_database_are_one_deployment_and_the_agent_fails_over
     assert!(failures.is_empty(), "{} of 600 requests failed: {failures:?}", failures.len());
 
     // B took over the background jobs once A's lease lapsed.
-    let led_at = leader_b.await.unwrap().expect("node B ran the background jobs within 25 s of the kill");
+    let led_at =
+        leader_b.await.unwrap().expect("node B ran the background jobs within 25 s of the kill");
     eprintln!(
         "node B ran the background jobs {:?} after node A was killed",
         led_at.duration_since(killed.unwrap())

@@ -33,10 +33,12 @@ async fn dev_serves_https_writes_env_and_stops_cleanly() {
         "{env_sh}"
     );
 
-    // Secrets are private to their owner.
-    for file in ["master.key", "ca.key", "server.key", "admin.json", "profile.json"] {
+    // Secrets are private to their owner; the CA's key is kept in the database, sealed under
+    // the master key, and never written to the data directory.
+    for file in ["master.key", "server.key", "admin.json", "profile.json"] {
         assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
     }
+    assert!(!dir.join("ca.key").exists());
     assert_eq!(mode(&dir), 0o700);
 
     let client = ambient.client();

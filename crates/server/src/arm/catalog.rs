@@ -99,11 +99,11 @@ fn operating_system(publisher: &str) -> &'static str {
 pub fn images(
     context: &Context,
     subscription: &str,
+    location: &str,
     segments: &[String],
 ) -> Result<Response, ApiError> {
     let lower: Vec<String> = segments.iter().map(|segment| segment.to_ascii_lowercase()).collect();
     let shape: Vec<&str> = lower.iter().map(String::as_str).collect();
-    let location = context.path.split('/').nth(6).unwrap_or("local").to_owned();
     let base = |publisher: &str, offer: &str, sku: &str| {
         format!(
             "/Subscriptions/{subscription}/Providers/Microsoft.Compute/Locations/{location}/Publishers/{publisher}/ArtifactTypes/VMImage/Offers/{offer}/Skus/{sku}/Versions"

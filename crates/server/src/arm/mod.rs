@@ -253,9 +253,9 @@ async fn route(context: &Context) -> Result<Response, ApiError> {
         ArmPath::Deployments { scope, name, action } => {
             deployments::operate(context, &scope, name.as_deref(), action.as_deref()).await
         }
-        ArmPath::ImageCatalog { subscription, segments } => {
+        ArmPath::ImageCatalog { subscription, location, segments } => {
             context.only(Method::GET)?;
-            catalog::images(context, &subscription, &segments)
+            catalog::images(context, &subscription, &location, &segments)
         }
         ArmPath::Provider { subscription, namespace, rest } => {
             catalog::provider(context, subscription.as_deref(), &namespace, &rest)
@@ -268,14 +268,16 @@ async fn route(context: &Context) -> Result<Response, ApiError> {
 /// or Key Vault's `7.4` style that some ARM clients also send.
 pub fn is_api_version(text: &str) -> bool {
     let bytes = text.as_bytes();
-    let date = bytes.len() >= 10
-        && bytes[..10].iter().enumerate().all(|(at, byte)| match at {
-            4 | 7 => *byte == b'-',
-            _ => byte.is_ascii_digit(),
-        });
+    if bytes.len() < 10 || bytes.len() > 40 {
+        return false;
+    }
+    let date = bytes[..10].iter().enumerate().all(|(at, byte)| match at {
+        4 | 7 => *byte == b'-',
+        _ => byte.is_ascii_digit(),
+    });
     let suffix_ok = bytes.len() == 10
-        || (bytes.len() <= 40
-            && bytes[10] == b'-'
+        || (bytes[10] == b'-'
+            && bytes.len() > 11
             && text[11..].chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
     date && suffix_ok
 }

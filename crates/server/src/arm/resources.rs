@@ -231,6 +231,10 @@ async fn page_of(context: &Context, filter: ResourceFilter) -> Result<Response, 
     let mut value = Vec::new();
     for row in rows {
         let resource = resources::Resource::from_record(&row).map_err(from_resources)?;
+        // Deployment records are listed by the deployments API, not as resources.
+        if resource.kind() == Kind::Deployment {
+            continue;
+        }
         let namespace = action_namespace(&resource.id)?;
         if context.grants.allows(&format!("{namespace}/read"), ActionKind::Control, &resource.id) {
             value.push(resource.render(&context.state.vault_host));

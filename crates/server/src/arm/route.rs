@@ -48,7 +48,7 @@ pub enum ArmPath {
     Deployments { scope: ResourceId, name: Option<String>, action: Option<String> },
     /// `/subscriptions/{s}/providers/Microsoft.Compute/locations/{l}/publishers/...`: the VM
     /// image catalog, by the segments after `locations`.
-    ImageCatalog { subscription: String, segments: Vec<String> },
+    ImageCatalog { subscription: String, location: String, segments: Vec<String> },
     /// `/providers/{ns}/...` at the root or a subscription with nothing else to match (provider
     /// metadata such as `Microsoft.Web/webAppStacks`).
     Provider { subscription: Option<String>, namespace: String, rest: Vec<String> },
@@ -134,7 +134,8 @@ pub fn classify(path: &str) -> Result<ArmPath, String> {
         ["subscriptions", _, "providers", "microsoft.compute", "locations", _, ..] => {
             ArmPath::ImageCatalog {
                 subscription: segments[1].to_owned(),
-                segments: segments[5..].iter().map(|segment| (*segment).to_owned()).collect(),
+                location: segments[5].to_owned(),
+                segments: segments[6..].iter().map(|segment| (*segment).to_owned()).collect(),
             }
         }
         ["providers", _, ..] => ArmPath::Provider {
@@ -256,9 +257,7 @@ mod tests {
         );
         check(
             "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Authorization/roleDefinitions/d1",
-            expect![[
-                r#"RoleDefinition(ResourceId { text: "/subscriptions/s1/resourceGroups/rg", key: "/subscriptions/s1/resourcegroups/rg" }, "d1")"#
-            ]],
+            expect![[r#"RoleDefinition(ResourceId(/subscriptions/s1/resourceGroups/rg), "d1")"#]],
         );
         check(
             "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm/providers/Microsoft.ManagedIdentity/identities/default",
@@ -269,13 +268,13 @@ mod tests {
         check(
             "/subscriptions/s1/resourcegroups/rg/providers/Microsoft.Resources/deployments/d1/validate",
             expect![[
-                r#"Deployments { scope: ResourceId { text: "/subscriptions/s1/resourcegroups/rg", key: "/subscriptions/s1/resourcegroups/rg" }, name: Some("d1"), action: Some("validate") }"#
+                r#"Deployments { scope: ResourceId(/subscriptions/s1/resourcegroups/rg), name: Some("d1"), action: Some("validate") }"#
             ]],
         );
         check(
             "/subscriptions/s1/providers/Microsoft.Compute/locations/westus/publishers/Canonical/artifacttypes/vmimage/offers/o/skus/s/versions",
             expect![[
-                r#"ImageCatalog { subscription: "s1", segments: ["publishers", "Canonical", "artifacttypes", "vmimage", "offers", "o", "skus", "s", "versions"] }"#
+                r#"ImageCatalog { subscription: "s1", location: "westus", segments: ["publishers", "Canonical", "artifacttypes", "vmimage", "offers", "o", "skus", "s", "versions"] }"#
             ]],
         );
         check(

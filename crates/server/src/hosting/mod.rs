@@ -108,8 +108,11 @@ pub async fn new_join_token(
 }
 
 async fn host_info(state: &AppState, host: &HostRecord) -> Result<HostInfo, ApiError> {
-    let resources =
-        hosted(state, &host.id).await?.into_iter().map(|resource| resource.id.as_str().to_owned()).collect();
+    let resources = hosted(state, &host.id)
+        .await?
+        .into_iter()
+        .map(|resource| resource.id.as_str().to_owned())
+        .collect();
     Ok(HostInfo {
         name: host.id.clone(),
         state: host.state.clone(),
@@ -391,14 +394,19 @@ async fn hosted(state: &AppState, host: &str) -> Result<Vec<resources::Resource>
 }
 
 /// A compute resource as its host's agent sees it: its identities, each with its client id.
-pub async fn hosted_resource(state: &AppState, resource: &resources::Resource) -> Result<HostedResource, ApiError> {
+pub async fn hosted_resource(
+    state: &AppState,
+    resource: &resources::Resource,
+) -> Result<HostedResource, ApiError> {
     let block = resource.identity.clone().unwrap_or_default();
     let system = match &block.system {
-        Some(system) => state.store.get_principal(&system.principal_id).await?.map(|principal| IdentityRef {
-            principal_id: principal.object_id,
-            client_id: principal.app_id,
-            resource_id: None,
-        }),
+        Some(system) => {
+            state.store.get_principal(&system.principal_id).await?.map(|principal| IdentityRef {
+                principal_id: principal.object_id,
+                client_id: principal.app_id,
+                resource_id: None,
+            })
+        }
         None => None,
     };
     let user = block
@@ -418,7 +426,11 @@ pub async fn hosted_resource(state: &AppState, resource: &resources::Resource) -
         subscription_id: resource.subscription_id.clone(),
         resource_group: resource.id.resource_group().unwrap_or_default().to_owned(),
         location: resource.location.clone(),
-        vm_id: resource.properties.get("vmId").and_then(serde_json::Value::as_str).map(str::to_owned),
+        vm_id: resource
+            .properties
+            .get("vmId")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned),
         identity_header: identity_header(state, resource.key()),
         system,
         user,
@@ -430,9 +442,15 @@ async fn snapshot(state: &AppState, host: &str) -> Result<Assignments, ApiError>
     for resource in hosted(state, host).await? {
         hosted_resources.push(hosted_resource(state, &resource).await?);
     }
-    let digest = crypto::hash::sha256(serde_json::to_string(&hosted_resources).unwrap_or_default().as_bytes());
+    let digest = crypto::hash::sha256(
+        serde_json::to_string(&hosted_resources).unwrap_or_default().as_bytes(),
+    );
     let version = digest.iter().take(12).map(|byte| format!("{byte:02x}")).collect();
-    Ok(Assignments { version, tenant_id: state.deployment.tenant_id.clone(), resources: hosted_resources })
+    Ok(Assignments {
+        version,
+        tenant_id: state.deployment.tenant_id.clone(),
+        resources: hosted_resources,
+    })
 }
 
 /// `POST /hosting/status`: the agent reports where it serves each resource.
@@ -546,7 +564,8 @@ async fn issue_for(
             "Failed to retrieve token from the Active directory".to_owned(),
         )
     };
-    let not_found = || (StatusCode::BAD_REQUEST, "invalid_request", "Identity not found".to_owned());
+    let not_found =
+        || (StatusCode::BAD_REQUEST, "invalid_request", "Identity not found".to_owned());
     if request.audience.trim().is_empty() {
         return Err((
             StatusCode::BAD_REQUEST,
