@@ -18,17 +18,7 @@ pub const FORBIDDEN_ON_HOSTS: &[&str] = &["server", "store", "issuer", "vault"];
 /// `[dependencies]` entries that may stay although the crate's sources do not name them, each
 /// with the reason: (crate, dependency, reason). An entry that is no longer needed (the
 /// dependency is named, or gone) is itself reported, so the list stays short.
-pub const UNUSED_DEPENDENCY_EXCEPTIONS: &[(&str, &str, &str)] = &[
-    ("test-support", "server", PLACEHOLDER),
-    ("test-support", "client", PLACEHOLDER),
-    ("test-support", "api-types", PLACEHOLDER),
-    ("test-support", "anyhow", PLACEHOLDER),
-    ("test-support", "reqwest", PLACEHOLDER),
-    ("test-support", "tokio", PLACEHOLDER),
-    ("test-support", "tempfile", PLACEHOLDER),
-];
-
-const PLACEHOLDER: &str = "a reserved, still empty crate declaring what it will be built on";
+pub const UNUSED_DEPENDENCY_EXCEPTIONS: &[(&str, &str, &str)] = &[];
 
 /// What the table allows one crate.
 #[derive(Debug, PartialEq, Eq)]
