@@ -15,6 +15,12 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     digest::digest(&digest::SHA256, data).as_ref().try_into().expect("a SHA-256 digest is 32 bytes")
 }
 
+/// Lower-case hex of the SHA-256 of `data` (64 characters), for keys and markers that must
+/// name a value without holding it.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&sha256(data))
+}
+
 /// SHA-1 of `data`. Only for X.509 thumbprints (`x5t`), which Entra and MSAL define with SHA-1;
 /// never use it for anything that needs collision resistance.
 pub fn sha1(data: &[u8]) -> [u8; 20] {
@@ -83,6 +89,7 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(hex(&sha1(b"abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(sha256_hex(b"abc"), hex(&sha256(b"abc")));
     }
 
     #[test]

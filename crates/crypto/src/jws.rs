@@ -532,7 +532,8 @@ pub fn decode_header(token: &str) -> Result<JwsHeader> {
 /// and in `allowed` ([`Error::AlgorithmNotAllowed`]; an empty list allows nothing), then the
 /// signature ([`Error::InvalidSignature`]). No claims are checked.
 ///
-/// Segments are base64url; trailing `=` padding is tolerated, any other deviation is not.
+/// Segments are base64url without padding (RFC 7515 §2): a segment with `=` padding, whitespace
+/// or standard-alphabet characters is malformed.
 pub fn verify(token: &str, allowed: &[Algorithm], key: &RsaPublicKey) -> Result<Verified> {
     let segments = Segments::split(token)?;
     let header = parse_header(segments.header)?;
@@ -543,11 +544,11 @@ pub fn verify(token: &str, allowed: &[Algorithm], key: &RsaPublicKey) -> Result<
     if !allowed.contains(&alg) {
         return Err(Error::AlgorithmNotAllowed(alg));
     }
-    let signature = BASE64URL_LENIENT
+    let signature = BASE64URL_STRICT
         .decode(segments.signature)
         .map_err(|_| Error::MalformedToken("signature is not base64url"))?;
     key.verify_signature(alg, segments.signing_input.as_bytes(), &signature)?;
-    let payload = BASE64URL_LENIENT
+    let payload = BASE64URL_STRICT
         .decode(segments.payload)
         .map_err(|_| Error::MalformedToken("payload is not base64url"))?;
     Ok(Verified { header, payload })
@@ -580,8 +581,18 @@ pub fn self_signed_certificate_der(
     crate::pki::self_signed_rsa_certificate_der(key, common_name, not_before, not_after, &[])
 }
 
-/// base64url that accepts input with or without `=` padding but is otherwise strict
-/// (no whitespace, no standard-alphabet characters, canonical trailing bits).
+/// base64url as JWS segments are written (RFC 7515 §2): no `=` padding, no whitespace, no
+/// standard-alphabet characters, canonical trailing bits.
+const BASE64URL_STRICT: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone),
+);
+
+/// base64url that accepts input with or without `=` padding but is otherwise strict, for the
+/// `n` and `e` of keys fetched from a federated issuer's JWKS: the issuer is one an admin
+/// configured, not a caller, and a padded key there would otherwise lock out all its tokens.
 const BASE64URL_LENIENT: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::URL_SAFE,
     GeneralPurposeConfig::new()
@@ -615,7 +626,7 @@ impl<'a> Segments<'a> {
 }
 
 fn parse_header(header_b64: &str) -> Result<JwsHeader> {
-    let json = BASE64URL_LENIENT
+    let json = BASE64URL_STRICT
         .decode(header_b64)
         .map_err(|_| Error::MalformedToken("header is not base64url"))?;
     serde_json::from_slice(&json)

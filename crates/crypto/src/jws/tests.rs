@@ -245,7 +245,7 @@ fn tampered_signature_fails() {
     for alg in ALL {
         let token = encode(&JwsHeader::new(*alg), &claims(), &KEY_A).unwrap();
         let (signing_input, signature) = token.rsplit_once('.').unwrap();
-        let mut signature = BASE64URL_LENIENT.decode(signature).unwrap();
+        let mut signature = BASE64URL_STRICT.decode(signature).unwrap();
         signature[100] ^= 1;
         let tampered = format!("{signing_input}.{}", b64(&signature));
         check(
@@ -370,14 +370,48 @@ fn bad_payload_encoding_is_caught_after_the_signature() {
 }
 
 #[test]
-fn padded_segments_are_tolerated() {
-    // base64url of a 2-byte payload needs one padding character when padded.
+fn padded_segments_are_refused() {
+    // Issue 17: base64url with `=` padding is not the JWS encoding (RFC 7515 §2), in any segment.
+    // A 2-byte payload needs one padding character when padded.
     let header_b64 = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256"}"#);
     let signing_input = format!("{header_b64}.e30=");
     let signature = KEY_A.sign_rs256(signing_input.as_bytes()).unwrap();
-    let token =
-        format!("{signing_input}.{}", base64::engine::general_purpose::URL_SAFE.encode(&signature));
-    check(&token, ALL, KEY_A.public_key(), expect![[r#"Ok {"alg":"RS256"} {}"#]]);
+    let padded_signature = base64::engine::general_purpose::URL_SAFE.encode(&signature);
+    check(
+        &format!("{signing_input}.{padded_signature}"),
+        ALL,
+        KEY_A.public_key(),
+        expect![[
+            r#"Err MalformedToken("signature is not base64url"): malformed token: signature is not base64url"#
+        ]],
+    );
+    // Padding on the payload alone: the signature covers the padded text, so only the payload's
+    // encoding can refuse it.
+    let unpadded_signature = b64(&signature);
+    check(
+        &format!("{signing_input}.{unpadded_signature}"),
+        ALL,
+        KEY_A.public_key(),
+        expect![[
+            r#"Err MalformedToken("payload is not base64url"): malformed token: payload is not base64url"#
+        ]],
+    );
+    // A valid token with padding added to its signature (256 bytes encode with one `=`).
+    let token = encode(&JwsHeader::new(Algorithm::RS256), &claims(), &KEY_A).unwrap();
+    check(
+        &format!("{token}="),
+        ALL,
+        KEY_A.public_key(),
+        expect![[
+            r#"Err MalformedToken("signature is not base64url"): malformed token: signature is not base64url"#
+        ]],
+    );
+    // And on the header: `{"alg":"RS256"}` is 15 bytes, which pads with one `=`.
+    let (_, rest) = token.split_once('.').unwrap();
+    assert!(matches!(
+        decode_header(&format!("{}=.{rest}", b64(br#"{"alg":"RS256"}"#))),
+        Err(Error::MalformedToken("header is not base64url"))
+    ));
 }
 
 #[test]
@@ -584,6 +618,56 @@ proptest! {
     ) {
         let token = format!("{header}.{payload}.{signature}");
         let _ = decode_header(&token);
+        prop_assert!(verify(&token, ALL, KEY_A.public_key()).is_err());
+    }
+
+    #[test]
+    fn padding_or_noise_in_any_segment_of_a_valid_token_is_refused(
+        segment in 0usize..3,
+        noise in "[=+/ \\t\\n.]{1,4}",
+        at_end in any::<bool>(),
+    ) {
+        // Issue 17: a valid token with padding (or any character outside base64url) added to
+        // one of its segments never verifies, and the error says which segment is malformed.
+        let token = encode(&JwsHeader::new(Algorithm::RS256), &claims(), &KEY_A).unwrap();
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        if at_end {
+            parts[segment].push_str(&noise);
+        } else {
+            parts[segment].insert_str(0, &noise);
+        }
+        let changed = parts.join(".");
+        let result = verify(&changed, ALL, KEY_A.public_key());
+        prop_assert!(
+            matches!(result, Err(Error::MalformedToken(_)) | Err(Error::InvalidSignature)),
+            "{changed}: {result:?}"
+        );
+    }
+
+    #[test]
+    fn arbitrary_header_json_gives_a_header_or_a_malformed_token(
+        header in proptest::collection::btree_map(
+            "(alg|typ|kid|x5t|x5t#S256|x5c|crit|[a-z]{1,5})",
+            prop_oneof![
+                Just(json!("RS256")),
+                Just(json!("none")),
+                Just(json!(null)),
+                any::<i64>().prop_map(|n| json!(n)),
+                ".{0,20}".prop_map(|text| json!(text)),
+                proptest::collection::vec(".{0,8}", 0..3).prop_map(|list| json!(list)),
+            ],
+            0..6,
+        ),
+        payload in proptest::collection::vec(any::<u8>(), 0..64),
+    ) {
+        // Whatever the header says, parsing answers a header or a typed error, never a panic,
+        // and nothing verifies without a signature from the key.
+        let header_json = serde_json::to_string(&header).unwrap();
+        let token = format!("{}.{}.{}", b64(header_json.as_bytes()), b64(&payload), b64(b"sig"));
+        match decode_header(&token) {
+            Ok(parsed) => prop_assert!(header.contains_key("alg") && header["alg"].is_string(), "{parsed:?}"),
+            Err(error) => prop_assert!(matches!(error, Error::MalformedToken(_)), "{error:?}"),
+        }
         prop_assert!(verify(&token, ALL, KEY_A.public_key()).is_err());
     }
 
