@@ -88,14 +88,18 @@ pub struct Vault<'a> {
     now: UnixTime,
 }
 
-/// Checks a secret name: 1 to 127 letters, digits and `-`.
+/// Checks a secret name: 1 to 127 letters, digits and `-` (`^[0-9a-zA-Z-]+$`, Key Vault's
+/// rule), not starting with `-` (issue 17: such a name reads as an option to every CLI; Azure's
+/// documented rule does not say, so this is the stricter reading).
 pub fn check_name(name: &str) -> Result<()> {
     if name.is_empty()
         || name.len() > NAME_CHARS_MAX
         || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        || name.starts_with('-')
     {
+        let shown: String = name.chars().take(NAME_CHARS_MAX).collect();
         return Err(Error::BadParameter(format!(
-            "The request URI contains an invalid name: {name}. Secret names are 1 to 127 characters of letters, digits and '-'."
+            "The request URI contains an invalid name: {shown}. Secret names are 1 to 127 characters of letters, digits and '-', and do not start with '-'."
         )));
     }
     Ok(())

@@ -118,7 +118,8 @@ async fn versions_attributes_and_the_value_at_rest() {
         Err(Error::Forbidden { inner: "SecretNotYetValid", .. })
     ));
 
-    for bad in ["", "has_underscore", "a b", &"x".repeat(128)] {
+    // Issue 17: a leading '-' is refused too; inside a name it is fine.
+    for bad in ["", "has_underscore", "a b", &"x".repeat(128), "-flag", "--", "-"] {
         assert!(
             matches!(
                 vault
@@ -129,6 +130,8 @@ async fn versions_attributes_and_the_value_at_rest() {
             "{bad:?}"
         );
     }
+    assert!(check_name("a-b-").is_ok());
+    assert!(check_name("9-lives").is_ok());
     assert!(matches!(vault.get("db-password", Some("nothex")).await, Err(Error::BadParameter(_))));
     assert!(matches!(vault.get("missing", None).await, Err(Error::NotFound(_))));
 
