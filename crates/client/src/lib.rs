@@ -1,8 +1,10 @@
 //! A typed async client for Ambient's public HTTPS API, authenticated by any
 //! `identity::TokenCredential`.
 //!
-//! [`Client`] sends JSON requests with a bearer token for the management audience and turns
-//! error bodies (ARM's and Graph's `{"error": {"code", "message"}}`) into [`ClientError::Api`].
+//! [`Client`] sends JSON requests with a bearer token for the API the path names (the Graph
+//! audience for the directory's `/v1.0/...`, the management audience for everything else; see
+//! [`scope_for_path`]) and turns error bodies (ARM's and Graph's `{"error": {"code",
+//! "message"}}`) into [`ClientError::Api`].
 //! The directory helpers (`create_service_principal`, `add_password`, ...) name the Graph-shaped
 //! routes; other areas use [`Client::request`] with their path.
 
@@ -13,8 +15,18 @@ use std::sync::Arc;
 use identity::{TokenCredential, TokenRequestOptions};
 use serde_json::Value;
 
-/// The scope the CLI asks for: the control plane and the directory both accept it.
+/// The scope of the control plane and the agents' admin API (`/subscriptions/...`,
+/// `/hosting/...`).
 pub const MANAGEMENT_SCOPE: &str = "https://management.azure.com/.default";
+/// The scope of the Graph-shaped directory (`/v1.0/...`), which accepts Graph tokens only.
+pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+
+/// The scope whose tokens the API at `path` accepts: [`GRAPH_SCOPE`] for the directory
+/// (`/v1.0` and below), [`MANAGEMENT_SCOPE`] for everything else.
+pub fn scope_for_path(path: &str) -> &'static str {
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    if path == "/v1.0" || path.starts_with("/v1.0/") { GRAPH_SCOPE } else { MANAGEMENT_SCOPE }
+}
 
 /// What can go wrong talking to the server.
 #[derive(Debug, thiserror::Error)]
@@ -121,16 +133,17 @@ impl Client {
         &self.base_url
     }
 
-    /// Sends `method path` (path may carry a query) with an optional JSON body. Returns the
-    /// JSON body, or `Value::Null` for an empty one (204).
+    /// Sends `method path` (path may carry a query) with an optional JSON body and a token for
+    /// the path's API ([`scope_for_path`]). Returns the JSON body, or `Value::Null` for an empty
+    /// one (204).
     pub async fn request(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, ClientError> {
-        let token =
-            self.credential.get_token(&[MANAGEMENT_SCOPE], &TokenRequestOptions::default()).await?;
+        let scope = scope_for_path(path);
+        let token = self.credential.get_token(&[scope], &TokenRequestOptions::default()).await?;
         let url = format!("{}{path}", self.base_url);
         let mut request = self.http.request(method, &url).bearer_auth(token.token.expose());
         if let Some(body) = body {
@@ -346,6 +359,16 @@ mod tests {
     fn encodes_path_segments() {
         assert_eq!(encode("displayName eq 'a b'"), "displayName%20eq%20%27a%20b%27");
         assert_eq!(encode("abc-1_2.3~"), "abc-1_2.3~");
+    }
+
+    #[test]
+    fn the_directory_gets_graph_tokens_and_everything_else_management_tokens() {
+        assert_eq!(scope_for_path("/v1.0/servicePrincipals?$filter=x"), GRAPH_SCOPE);
+        assert_eq!(scope_for_path("/v1.0/auditLogs/signIns"), GRAPH_SCOPE);
+        assert_eq!(scope_for_path("/v1.0"), GRAPH_SCOPE);
+        assert_eq!(scope_for_path("/v1.00/x"), MANAGEMENT_SCOPE);
+        assert_eq!(scope_for_path("/subscriptions?api-version=2022-12-01"), MANAGEMENT_SCOPE);
+        assert_eq!(scope_for_path("/hosting/hosts/edge"), MANAGEMENT_SCOPE);
     }
 
     #[test]

@@ -148,7 +148,11 @@ pub fn checks(token: &Decoded, expect: &Expectations<'_>) -> Vec<Check> {
             expect
                 .audiences
                 .iter()
-                .find(|(known, _)| known.trim_end_matches('/') == aud.trim_end_matches('/'))
+                // As the server compares: exactly, each audience with or without one trailing
+                // slash (`https://x//` is neither).
+                .find(|(known, _)| {
+                    known.strip_suffix('/').unwrap_or(known) == aud.strip_suffix('/').unwrap_or(aud)
+                })
                 .map(|(_, surface)| *surface)
         })
         .collect();

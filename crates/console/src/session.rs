@@ -10,7 +10,8 @@
 //!
 //! Why cookies rather than a table in memory: they survive a restart of the server and work
 //! across the nodes of a deployment without shared state, and the server keeps nothing per
-//! browser. The Key Vault token rides in a second cookie (`__Host-ambient-vault`) bound to the
+//! browser. The Key Vault token and the Graph token (the directory accepts Graph tokens only)
+//! ride in cookies of their own (`__Host-ambient-vault`, `__Host-ambient-graph`) bound to the
 //! session's id, because two tokens together come close to a browser's 4 KiB cookie limit.
 //!
 //! Every form carries the session's CSRF token; a POST is accepted only when it matches, and
@@ -32,6 +33,8 @@ use serde::{Deserialize, Serialize};
 pub const SESSION_COOKIE: &str = "__Host-ambient-session";
 /// The Key Vault token of the session.
 pub const VAULT_COOKIE: &str = "__Host-ambient-vault";
+/// The Graph token of the session (for the directory, `/v1.0/...`).
+pub const GRAPH_COOKIE: &str = "__Host-ambient-graph";
 /// The sign-in form's double-submitted CSRF token.
 pub const SIGNIN_COOKIE: &str = "__Host-ambient-signin";
 /// The longest a session lasts, whatever its tokens say.
@@ -64,12 +67,15 @@ pub struct Session {
     /// The subscription the pages show (the first one the principal can see).
     pub subscription: Option<String>,
     pub principal: Principal,
-    /// A token for the management audience (the control plane and the directory accept it).
+    /// A token for the management audience (the control plane and the agents' API accept it).
     #[serde(with = "secret_string")]
     pub management_token: Secret<String>,
     /// A token for Key Vault, kept in its own cookie.
     #[serde(skip)]
     pub vault_token: Option<Secret<String>>,
+    /// A token for the Graph audience (the directory accepts only those), in its own cookie.
+    #[serde(skip)]
+    pub graph_token: Option<Secret<String>>,
 }
 
 /// Why a request's session could not be used.
@@ -120,13 +126,17 @@ impl Sessions {
         let json = serde_json::to_vec(session).expect("a session serializes");
         let mut cookies =
             vec![cookie(SESSION_COOKIE, &self.seal(SESSION_COOKIE.as_bytes(), &json), max_age)];
-        if let Some(token) = &session.vault_token {
-            let aad = format!("{VAULT_COOKIE}|{}", session.id);
-            cookies.push(cookie(
-                VAULT_COOKIE,
-                &self.seal(aad.as_bytes(), token.expose().as_bytes()),
-                max_age,
-            ));
+        for (name, token) in
+            [(VAULT_COOKIE, &session.vault_token), (GRAPH_COOKIE, &session.graph_token)]
+        {
+            if let Some(token) = token {
+                let aad = format!("{name}|{}", session.id);
+                cookies.push(cookie(
+                    name,
+                    &self.seal(aad.as_bytes(), token.expose().as_bytes()),
+                    max_age,
+                ));
+            }
         }
         cookies
     }
@@ -148,13 +158,15 @@ impl Sessions {
         {
             return Err(SessionError::SignedOut);
         }
-        if let Some(sealed) = cookie_value(headers, VAULT_COOKIE) {
-            let aad = format!("{VAULT_COOKIE}|{}", session.id);
-            session.vault_token = self
-                .unseal(aad.as_bytes(), &sealed)
+        let token = |name: &str| {
+            let sealed = cookie_value(headers, name)?;
+            let aad = format!("{name}|{}", session.id);
+            self.unseal(aad.as_bytes(), &sealed)
                 .and_then(|bytes| String::from_utf8(bytes).ok())
-                .map(Secret::new);
-        }
+                .map(Secret::new)
+        };
+        session.vault_token = token(VAULT_COOKIE);
+        session.graph_token = token(GRAPH_COOKIE);
         Ok(session)
     }
 
@@ -200,7 +212,10 @@ impl Sessions {
 
 /// `Set-Cookie` values that remove every cookie of the console.
 pub fn clear_cookies() -> Vec<String> {
-    [SESSION_COOKIE, VAULT_COOKIE, SIGNIN_COOKIE].iter().map(|name| cookie(name, "", 0)).collect()
+    [SESSION_COOKIE, VAULT_COOKIE, GRAPH_COOKIE, SIGNIN_COOKIE]
+        .iter()
+        .map(|name| cookie(name, "", 0))
+        .collect()
 }
 
 /// A `Set-Cookie` value with the attributes every console cookie has.

@@ -42,6 +42,7 @@ fn session() -> Session {
         },
         management_token: Secret::new("not.a.token".to_owned()),
         vault_token: None,
+        graph_token: None,
     }
 }
 

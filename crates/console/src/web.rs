@@ -286,16 +286,22 @@ impl Ctx {
         Ctx { app, session }
     }
 
-    fn token(&self) -> &str {
-        self.session.management_token.expose()
+    /// The session's token for the API at `path`: the Graph token for the directory
+    /// (`/v1.0/...`), the management token for everything else. A session without a Graph
+    /// token offers the management one, which the directory refuses with a clear 401.
+    fn token(&self, path: &str) -> &str {
+        match &self.session.graph_token {
+            Some(graph) if client::scope_for_path(path) == client::GRAPH_SCOPE => graph.expose(),
+            _ => self.session.management_token.expose(),
+        }
     }
 
     pub async fn get(&self, path: &str) -> Result<Value, ApiError> {
-        self.app.api.get(self.token(), path).await
+        self.app.api.get(self.token(path), path).await
     }
 
     pub async fn list(&self, path: &str) -> Result<Vec<Value>, ApiError> {
-        self.app.api.list(self.token(), path).await
+        self.app.api.list(self.token(path), path).await
     }
 
     pub async fn send(
@@ -304,7 +310,7 @@ impl Ctx {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, ApiError> {
-        self.app.api.call(self.token(), method, path, body).await
+        self.app.api.call(self.token(path), method, path, body).await
     }
 
     /// A Key Vault data-plane call with the session's vault token.

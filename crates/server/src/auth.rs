@@ -2,7 +2,9 @@
 //! every API that takes Ambient's tokens (control plane, directory, Key Vault).
 //!
 //! Authentication validates with `issuer`'s explicit options (RS256 only, this tenant's v1 and
-//! v2 issuers, the API's audience set, the standard leeway). Authorization loads only the
+//! v2 issuers, the API's audience set compared exactly, the standard leeway). Each surface has
+//! its own audiences: the control plane [`management_audiences`], the directory
+//! [`graph_audiences`], Key Vault its vault audiences. Authorization loads only the
 //! caller's own role assignments, so its cost does not grow with unrelated assignments.
 
 use std::sync::Arc;
@@ -21,15 +23,41 @@ pub struct Caller {
     pub app_id: String,
 }
 
-/// Audiences the control plane and directory accept (DESIGN §2): the management audiences the
-/// cloud metadata advertises, and Graph's (Microsoft's, `graph.{suffix}`, and this origin, which
-/// the metadata advertises as `microsoftGraphResourceId`).
+/// Audiences the control plane and the agents' admin API accept (DESIGN §2, issue 17): the
+/// management audiences `/metadata/endpoints` advertises, and `management.azure.com` and
+/// `management.{suffix}`, each with and without its trailing slash. Graph's are not among them.
 pub fn management_audiences(state: &AppState) -> Vec<String> {
     let mut audiences = crate::arm::metadata::advertised_management_audiences(state);
-    audiences.push(format!("https://graph.{}", state.dns_suffix));
-    audiences.push("https://graph.microsoft.com".to_owned());
-    audiences.push(crate::arm::metadata::graph_resource_id(state));
-    audiences
+    audiences.push("https://management.azure.com/".to_owned());
+    audiences.push(format!("https://management.{}/", state.dns_suffix));
+    both_spellings(audiences)
+}
+
+/// Audiences the Graph-shaped directory (`/v1.0/...`) accepts (issue 17): Microsoft Graph's,
+/// `graph.{suffix}`, and this origin (what `/metadata/endpoints` advertises as
+/// `microsoftGraphResourceId`), each with and without its trailing slash. Management audiences
+/// are not among them.
+pub fn graph_audiences(state: &AppState) -> Vec<String> {
+    both_spellings(vec![
+        "https://graph.microsoft.com".to_owned(),
+        format!("https://graph.{}", state.dns_suffix),
+        crate::arm::metadata::graph_resource_id(state),
+    ])
+}
+
+/// Each audience with and without one trailing slash, without duplicates: tokens are then
+/// compared exactly (`https://x//` is neither `https://x/` nor `https://x`).
+pub fn both_spellings(audiences: Vec<String>) -> Vec<String> {
+    let mut all: Vec<String> = Vec::with_capacity(audiences.len() * 2);
+    for audience in audiences {
+        let bare = audience.strip_suffix('/').unwrap_or(&audience).to_owned();
+        for spelling in [format!("{bare}/"), bare] {
+            if !all.contains(&spelling) {
+                all.push(spelling);
+            }
+        }
+    }
+    all
 }
 
 /// Validates the bearer token in `headers` for one of `audiences`.
@@ -67,9 +95,7 @@ pub fn authenticate(
     if let Some(claims) = state.caches.tokens.get(&digest, state.clock.now()) {
         let now = state.clock.now().secs();
         let leeway = domain::limits::CLOCK_LEEWAY_SECS;
-        let audience_ok = audiences
-            .iter()
-            .any(|audience| audience.trim_end_matches('/') == claims.aud.trim_end_matches('/'));
+        let audience_ok = audiences.iter().any(|audience| *audience == claims.aud);
         let issuer_ok = issuers.iter().any(|issuer| issuer == &claims.iss);
         if audience_ok && issuer_ok && claims.exp + leeway > now && claims.nbf - leeway <= now {
             return Ok(Caller { object_id: claims.oid.clone(), app_id: claims.app_id.clone() });

@@ -58,13 +58,15 @@ fn audiences(app: &App) -> Vec<(String, &'static str)> {
         Some("443") | None => format!("vault.{suffix}"),
         Some(port) => format!("vault.{suffix}:{port}"),
     };
-    let arm = "the control plane and the directory";
+    let arm = "the control plane";
+    let graph = "the directory";
     vec![
         (format!("https://management.{suffix}/"), arm),
         ("https://management.azure.com/".to_owned(), arm),
         ("https://management.core.windows.net/".to_owned(), arm),
-        (format!("https://graph.{suffix}"), arm),
-        ("https://graph.microsoft.com".to_owned(), arm),
+        (format!("https://graph.{suffix}"), graph),
+        ("https://graph.microsoft.com".to_owned(), graph),
+        (format!("{}/", app.public_url.trim_end_matches('/')), graph),
         (format!("https://{vault_host}"), "Key Vault"),
         ("https://vault.azure.net".to_owned(), "Key Vault"),
     ]

@@ -2,11 +2,11 @@
 //!
 //! Sign-in trades a service principal's client secret (or a certificate with its private key)
 //! for access tokens at this server's token endpoint, for the management audience (control
-//! plane and directory) and for Key Vault. The credential is used for those two requests and
-//! dropped; only the tokens are kept, sealed in the session cookies.
+//! plane), for Graph (the directory) and for Key Vault. The credential is used for those three
+//! requests and dropped; only the tokens are kept, sealed in the session cookies.
 //!
-//! API calls: `POST /{tenant}/oauth2/v2.0/token` (twice), `GET /v1.0/servicePrincipals/{oid}`
-//! (the display name), `GET /subscriptions`.
+//! API calls: `POST /{tenant}/oauth2/v2.0/token` (three times), `GET
+//! /v1.0/servicePrincipals/{oid}` (the display name), `GET /subscriptions`.
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -23,8 +23,10 @@ use crate::multipart;
 use crate::session::{self, Principal, SESSION_SECS_MAX, SIGNIN_COOKIE, SIGNIN_FORM_SECS, Session};
 use crate::web::{API_SUBSCRIPTIONS, App, Form, IntoHtml, see_other};
 
-/// The scope whose tokens the control plane and the directory accept.
-pub const MANAGEMENT_SCOPE: &str = "https://management.azure.com/.default";
+/// The scope whose tokens the control plane accepts.
+pub const MANAGEMENT_SCOPE: &str = client::MANAGEMENT_SCOPE;
+/// The scope whose tokens the directory accepts.
+pub const GRAPH_SCOPE: &str = client::GRAPH_SCOPE;
 /// The scope of Key Vault tokens.
 pub const VAULT_SCOPE: &str = "https://vault.azure.net/.default";
 /// Largest certificate file accepted.
@@ -126,10 +128,12 @@ pub async fn submit(State(app): State<App>, headers: HeaderMap, body: Bytes) -> 
             return retry(StatusCode::UNAUTHORIZED, &format!("Sign-in failed. {error}"));
         }
     };
-    // Key Vault tokens are optional: a principal may be refused them and still use the rest.
+    // Key Vault and Graph tokens are optional: a principal may be refused them and still use
+    // the rest.
     let vault = token(&app, &tenant, &credentials.client_id, &method, VAULT_SCOPE).await.ok();
+    let graph = token(&app, &tenant, &credentials.client_id, &method, GRAPH_SCOPE).await.ok();
     drop(method);
-    let session = match new_session(&app, &tenant, management, vault).await {
+    let session = match new_session(&app, &tenant, management, vault, graph).await {
         Ok(session) => session,
         Err(message) => return retry(StatusCode::BAD_GATEWAY, &message),
     };
@@ -238,6 +242,7 @@ async fn new_session(
     tenant: &str,
     management: (String, i64),
     vault: Option<(String, i64)>,
+    graph: Option<(String, i64)>,
 ) -> Result<Session, String> {
     let now = app.now();
     let claims = jwt::claims_unverified(&management.0).unwrap_or_default();
@@ -249,16 +254,16 @@ async fn new_session(
             .unwrap_or(now + token.1)
     };
     let mut expires = (now + SESSION_SECS_MAX).min(token_expires(&management));
-    if let Some(vault) = &vault {
-        expires = expires.min(token_expires(vault));
+    for token in [&vault, &graph].into_iter().flatten() {
+        expires = expires.min(token_expires(token));
     }
-    let display_name = match app
-        .api
-        .get(&management.0, &format!("/v1.0/servicePrincipals/{}", client::encode(&object_id)))
-        .await
-    {
-        Ok(principal) => principal["displayName"].as_str().unwrap_or(&app_id).to_owned(),
-        Err(_) => app_id.clone(),
+    let path = format!("/v1.0/servicePrincipals/{}", client::encode(&object_id));
+    let display_name = match &graph {
+        Some(graph) => match app.api.get(&graph.0, &path).await {
+            Ok(principal) => principal["displayName"].as_str().unwrap_or(&app_id).to_owned(),
+            Err(_) => app_id.clone(),
+        },
+        None => app_id.clone(),
     };
     let subscriptions = app
         .api
@@ -278,6 +283,7 @@ async fn new_session(
         principal: Principal { object_id, app_id, display_name },
         management_token: Secret::new(management.0),
         vault_token: vault.map(|vault| Secret::new(vault.0)),
+        graph_token: graph.map(|graph| Secret::new(graph.0)),
     })
 }
 

@@ -8,7 +8,7 @@ use domain::Secret;
 use expect_test::expect;
 
 use crate::session::{
-    CsrfError, Principal, SESSION_COOKIE, Session, SessionError, Sessions, VAULT_COOKIE,
+    CsrfError, GRAPH_COOKIE, Principal, SESSION_COOKIE, Session, SessionError, Sessions, VAULT_COOKIE,
     check_form, cookie_value,
 };
 
@@ -33,6 +33,7 @@ fn session(id: &str, vault: bool) -> Session {
         // Realistic sizes: Entra-shaped RS256 tokens are about 1.2 to 1.6 KB.
         management_token: Secret::new(format!("mgmt.{}", "m".repeat(1500))),
         vault_token: vault.then(|| Secret::new(format!("vault.{}", "v".repeat(1500)))),
+        graph_token: vault.then(|| Secret::new(format!("graph.{}", "g".repeat(1500)))),
     }
 }
 
@@ -48,13 +49,17 @@ fn request_with(cookies: &[String]) -> HeaderMap {
 fn a_session_survives_the_round_trip_through_its_cookies() {
     let sessions = sessions();
     let cookies = sessions.set_cookies(&session("a", true), NOW);
-    assert_eq!(cookies.len(), 2);
+    assert_eq!(cookies.len(), 3);
     let opened = sessions.open(&request_with(&cookies), NOW).unwrap();
     assert_eq!(opened.principal.display_name, "Admin");
     assert_eq!(opened.management_token.expose(), session("a", true).management_token.expose());
     assert_eq!(
         opened.vault_token.as_ref().map(|token| token.expose().clone()),
         session("a", true).vault_token.map(Secret::into_inner)
+    );
+    assert_eq!(
+        opened.graph_token.as_ref().map(|token| token.expose().clone()),
+        session("a", true).graph_token.map(Secret::into_inner)
     );
 }
 
@@ -73,6 +78,7 @@ fn cookies_are_host_only_secure_http_only_and_strict_and_fit_a_browser() {
         [
             "__Host-ambient-session={sealed}; Max-Age=600; Path=/; Secure; HttpOnly; SameSite=Strict",
             "__Host-ambient-vault={sealed}; Max-Age=600; Path=/; Secure; HttpOnly; SameSite=Strict",
+            "__Host-ambient-graph={sealed}; Max-Age=600; Path=/; Secure; HttpOnly; SameSite=Strict",
         ]
     "#]]
     .assert_debug_eq(&attributes);
@@ -113,9 +119,12 @@ fn a_vault_cookie_works_only_with_its_own_session() {
     let sessions = sessions();
     let mine = sessions.set_cookies(&session("a", false), NOW);
     let theirs = sessions.set_cookies(&session("b", true), NOW);
-    let stolen = theirs.iter().find(|cookie| cookie.starts_with(VAULT_COOKIE)).unwrap().clone();
-    let opened = sessions.open(&request_with(&[mine[0].clone(), stolen]), NOW).unwrap();
-    assert!(opened.vault_token.is_none());
+    for name in [VAULT_COOKIE, GRAPH_COOKIE] {
+        let stolen = theirs.iter().find(|cookie| cookie.starts_with(name)).unwrap().clone();
+        let opened = sessions.open(&request_with(&[mine[0].clone(), stolen]), NOW).unwrap();
+        assert!(opened.vault_token.is_none());
+        assert!(opened.graph_token.is_none());
+    }
 }
 
 #[test]

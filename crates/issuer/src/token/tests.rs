@@ -378,23 +378,26 @@ async fn issued_tokens_validate() {
 }
 
 #[tokio::test]
-async fn audience_matches_with_or_without_trailing_slash() {
+async fn audiences_are_compared_exactly() {
+    // Issue 17: no slash is added or trimmed; a resource server lists each spelling it accepts.
     let fixture = Fixture::new().await;
     let mut options = Options::new(&fixture.issuer);
-    options.audiences = vec!["https://vault.azure.net/".to_owned()];
     let token = fixture.issuer.issue(&mi_request()).unwrap().access_token;
+    for refused in ["https://vault.azure.net/", "https://vault.azure.net//", "https://VAULT.azure.net"] {
+        options.audiences = vec![refused.to_owned()];
+        check_with(
+            &fixture.issuer,
+            &token,
+            &options,
+            expect!["token.wrong_audience: token audience is not accepted"],
+        );
+    }
+    options.audiences = vec!["https://vault.azure.net/".to_owned(), VAULT.to_owned()];
     check_with(
         &fixture.issuer,
         &token,
         &options,
         expect!["ok: oid=9f1a4c6e-0000-4000-8000-000000000001 aud=https://vault.azure.net ver=1.0"],
-    );
-    options.audiences = vec!["https://vault.azure.net//".to_owned()];
-    check_with(
-        &fixture.issuer,
-        &token,
-        &options,
-        expect!["token.wrong_audience: token audience is not accepted"],
     );
 }
 

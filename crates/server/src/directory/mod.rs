@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use store::{CredentialRecord, PrincipalRecord, Write};
 
-use crate::auth::{Caller, authenticate, authorize, management_audiences};
+use crate::auth::{Caller, authenticate, authorize, graph_audiences};
 
 /// The longest a certificate generated for a service principal is valid.
 const CERTIFICATE_VALIDITY_DAYS_MAX: u32 = 3650;
@@ -34,7 +34,7 @@ use crate::time_format::{parse_rfc3339, rfc3339};
 // --- Graph-shaped API -----------------------------------------------------------------------
 
 async fn caller(state: &AppState, headers: &HeaderMap, action: &str) -> Result<Caller, ApiError> {
-    let caller = authenticate(state, headers, &management_audiences(state))?;
+    let caller = authenticate(state, headers, &graph_audiences(state))?;
     authorize(state, &caller, action, ActionKind::Control, &ResourceId::root()).await?;
     Ok(caller)
 }

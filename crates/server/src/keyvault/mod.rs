@@ -672,8 +672,10 @@ fn attributes(value: &Value) -> Result<vault::AttributesInput, KvError> {
 }
 
 fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, KvError> {
-    let resource = vault_resource(state);
-    let audiences = [resource, "https://vault.azure.net".to_owned()];
+    let audiences = crate::auth::both_spellings(vec![
+        vault_resource(state),
+        "https://vault.azure.net".to_owned(),
+    ]);
     crate::auth::authenticate(state, headers, &audiences).map_err(|error| KvError {
         challenge: true,
         ..KvError::new(
