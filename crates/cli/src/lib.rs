@@ -23,6 +23,8 @@ mod query;
 mod role;
 mod run;
 
+pub use crate::output::print_line;
+
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -210,7 +212,7 @@ pub async fn run(command: Command, global: GlobalArgs) -> Result<()> {
         }
     };
     if let Some(text) = output::finish(printed, query.as_ref(), global.output)? {
-        println!("{text}");
+        output::print_line(&text).context("write to standard output")?;
     }
     Ok(())
 }

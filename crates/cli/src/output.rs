@@ -7,9 +7,26 @@
 //! Key order follows az (knack): JSON output always sorts object keys; table and TSV output sort
 //! them too, except after `--query`, whose projections keep the order they name.
 
+use std::io::Write as _;
+
 use serde_json::Value;
 
 use crate::query::Query;
+
+/// Writes `text` and a newline to standard output. When the reader has gone away
+/// (`ambient ... | head -c 10`), the process ends quietly with success, as `cat` does, instead of
+/// panicking as `println!` would; other write errors are returned.
+pub fn print_line(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush());
+    match written {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => other,
+    }
+}
 
 /// The `--output` format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

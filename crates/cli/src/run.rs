@@ -341,7 +341,7 @@ pub async fn forward(maps: &[String]) -> Result<()> {
             }
         });
     }
-    println!("ready");
+    crate::output::print_line("ready").context("write to standard output")?;
     std::future::pending::<()>().await;
     Ok(())
 }
