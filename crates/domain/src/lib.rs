@@ -5,6 +5,7 @@
 //! afterwards ("parse, don't validate"): a [`ResourceId`] is known to follow the ARM grammar, a
 //! [`Guid`] is known to be a canonical lower-case GUID.
 
+pub mod aggregate;
 pub mod cache;
 pub mod clock;
 pub mod ids;

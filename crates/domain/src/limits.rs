@@ -39,9 +39,55 @@ pub const TAGS_PER_RESOURCE_MAX: usize = 50;
 /// Characters in a tag name (Azure's limit).
 pub const TAG_NAME_CHARS_MAX: usize = 512;
 
+/// Characters of free text (a failure reason, an audience, a display name, an address) one
+/// field of a log event keeps; longer text is cut, with a marker and a digest of the whole.
+pub const LOG_TEXT_CHARS_MAX: usize = 256;
+/// Characters of a value that should be an id (a client id) but is not, kept as a preview
+/// beside the marker and the digest.
+pub const LOG_ID_PREVIEW_CHARS: usize = 16;
+/// Longest audience (`resource`, or `scope` without `/.default`) a token request may name.
+/// Entra's identifier URIs are at most 120 characters.
+pub const AUDIENCE_CHARS_MAX: usize = 256;
+/// Identical successful sign-ins (same principal, client, resource, address, outcome) within
+/// this window are one sign-in event with a count.
+pub const SIGN_IN_SUCCESS_WINDOW_SECS: i64 = 60;
+/// Failed sign-ins from one caller for one reason within this window are one event with a count.
+pub const SIGN_IN_FAILURE_WINDOW_SECS: i64 = 300;
+/// Refused or failed control-plane writes of one caller, action, scope and reason within this
+/// window are one activity event with a count.
+pub const ACTIVITY_FAILURE_WINDOW_SECS: i64 = 300;
+/// Distinct events one caller (an address for failed sign-ins, a principal otherwise) adds to a
+/// log per window; what it does beyond lands in one summary event per caller and window.
+pub const LOG_EVENTS_PER_CALLER_PER_WINDOW_MAX: usize = 20;
+/// Callers a node tells apart per window; beyond, everyone's further events share one summary.
+pub const LOG_CALLERS_PER_WINDOW_MAX: usize = 10_000;
+/// Aggregated events a node holds in memory before writing their counts.
+pub const LOG_PENDING_EVENTS_MAX: usize = 4096;
+/// How long both logs keep events by default (Entra keeps sign-ins 30 days).
+pub const LOG_RETENTION_DAYS_DEFAULT: i64 = 30;
+/// The longest retention that may be configured.
+pub const LOG_RETENTION_DAYS_MAX: i64 = 3650;
+/// Events each log keeps at most by default; the oldest go first.
+pub const LOG_EVENTS_MAX_DEFAULT: i64 = 1_000_000;
+/// The fewest events a log may be capped at.
+pub const LOG_EVENTS_MAX_MIN: i64 = 1000;
+/// Failed client authentications one source address, or one client id, may make per window
+/// before the token endpoint answers 429 for the rest of the window.
+pub const CLIENT_AUTH_FAILURES_PER_WINDOW_DEFAULT: u32 = 60;
+/// The throttling window of failed client authentications.
+pub const CLIENT_AUTH_THROTTLE_WINDOW_SECS: i64 = 60;
+/// Addresses and client ids the throttle counts at once.
+pub const CLIENT_AUTH_THROTTLE_KEYS_MAX: usize = 10_000;
+
 const _: () = assert!(CLIENT_CREDENTIAL_TOKEN_LIFETIME_SECS <= TOKEN_LIFETIME_SECS_MAX);
 const _: () = assert!(MANAGED_IDENTITY_TOKEN_LIFETIME_SECS <= TOKEN_LIFETIME_SECS_MAX);
 const _: () = assert!(TOKEN_LIFETIME_SECS_MAX < KEY_ROTATION_SECS);
 const _: () = assert!(SECRET_VALUE_BYTES_MAX * 4 < REQUEST_BODY_BYTES_MAX);
 const _: () = assert!(PAGE_SIZE_DEFAULT <= PAGE_SIZE_MAX);
 const _: () = assert!(CLIENT_SECRET_BYTES >= 32);
+const _: () = assert!(LOG_ID_PREVIEW_CHARS < LOG_TEXT_CHARS_MAX);
+const _: () = assert!(AUDIENCE_CHARS_MAX <= LOG_TEXT_CHARS_MAX);
+const _: () = assert!(SIGN_IN_SUCCESS_WINDOW_SECS <= SIGN_IN_FAILURE_WINDOW_SECS);
+const _: () = assert!(LOG_EVENTS_MAX_MIN <= LOG_EVENTS_MAX_DEFAULT);
+const _: () = assert!(LOG_RETENTION_DAYS_DEFAULT <= LOG_RETENTION_DAYS_MAX);
+const _: () = assert!(LOG_EVENTS_PER_CALLER_PER_WINDOW_MAX < LOG_PENDING_EVENTS_MAX);

@@ -39,7 +39,7 @@ mod validate;
 mod test_support;
 
 pub use crate::config::IssuerConfig;
-pub use crate::sign_in::{SignInEvent, SignInLog};
+pub use crate::sign_in::{SignInEvent, SignInLog, bounded_text};
 pub use crate::token::{
     CredentialKind, IssuedToken, Issuer, RotatedKey, TokenRequest, TokenVersion,
 };

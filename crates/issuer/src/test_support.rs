@@ -32,6 +32,13 @@ impl TempStore {
     }
 }
 
+impl TempStore {
+    /// A file in the store's directory (`t.db`, `t.db-wal`).
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
 impl Drop for TempStore {
     fn drop(&mut self) {
         std::fs::remove_dir_all(&self.dir).ok();

@@ -56,6 +56,9 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Rows [`Store::prune_events`] deletes per transaction.
+pub const PRUNE_CHUNK_ROWS: i64 = 5000;
+
 impl From<sqlx::Error> for Error {
     fn from(error: sqlx::Error) -> Self {
         match &error {
@@ -218,6 +221,11 @@ pub trait Store: Send + Sync + 'static {
 
     async fn list_activity_events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>>;
     async fn list_sign_in_events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>>;
+
+    /// Deletes the events of `log` whose newest time is before `before`, then the oldest until
+    /// at most `keep_max` remain, in transactions of at most [`PRUNE_CHUNK_ROWS`] rows so other
+    /// writers take turns. Returns how many were deleted.
+    async fn prune_events(&self, log: EventLog, before: i64, keep_max: i64) -> Result<u64>;
 
     /// Records a client-assertion `jti` until `expires_at`. Returns `false` when the same `jti`
     /// was already recorded and has not expired (a replay). Forgets expired entries on the way.

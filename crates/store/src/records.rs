@@ -65,6 +65,11 @@ pub enum Write {
     PutHost(HostRecord),
     AppendActivityEvent(NewEventRecord),
     AppendSignInEvent(NewEventRecord),
+    /// Counts into an aggregated activity event: inserts it when its key is new, else adds
+    /// `count` to the stored event's count and keeps the later `last_timestamp`.
+    AddToActivityAggregate(EventAggregate),
+    /// The same for a sign-in event.
+    AddToSignInAggregate(EventAggregate),
     /// Inserts or replaces a Key Vault secret's row (its name, current version, deletion state).
     PutVaultSecret(VaultSecretRecord),
     /// Inserts or replaces one version of a secret.
@@ -291,6 +296,19 @@ pub struct NewEventRecord {
     pub body: String,
 }
 
+/// An event that stands for several alike ones: the first one's record, the key that names the
+/// aggregate (unique per log), and how many events (with the newest time) this write adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventAggregate {
+    /// The first event; its `timestamp` is when the aggregate began.
+    pub record: NewEventRecord,
+    pub aggregate_key: String,
+    /// Events this write adds, at least 1.
+    pub count: i64,
+    /// The newest of the events this write adds.
+    pub last_timestamp: i64,
+}
+
 /// A stored event with its sequence number (the order of appending).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct EventRecord {
@@ -298,6 +316,17 @@ pub struct EventRecord {
     pub event_id: String,
     pub timestamp: i64,
     pub body: String,
+    /// How many events this one stands for (1 unless aggregated).
+    pub event_count: i64,
+    /// The newest of those events (`timestamp` unless aggregated).
+    pub last_timestamp: i64,
+}
+
+/// One of the two logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventLog {
+    Activity,
+    SignIn,
 }
 
 /// Which events to list: newest last, `seq > after_seq`, at most `limit`.

@@ -90,6 +90,72 @@ macro_rules! store_impl {
             Ok(())
         }
 
+        /// Appends an activity event, or (with an aggregate key that exists) counts into it.
+        async fn insert_activity_event(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            event: NewEventRecord,
+            aggregate_key: Option<String>,
+            count: i64,
+            last_timestamp: i64,
+        ) -> Result<()> {
+            sqlx::query(
+                "INSERT INTO activity_events (event_data_id, subscription_id, \
+                 resource_group_key, resource_key, correlation_id, status, timestamp, body, \
+                 aggregate_key, event_count, last_timestamp) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 ON CONFLICT (aggregate_key) DO UPDATE SET \
+                 event_count = activity_events.event_count + excluded.event_count, \
+                 last_timestamp = CASE WHEN excluded.last_timestamp > activity_events.last_timestamp \
+                 THEN excluded.last_timestamp ELSE activity_events.last_timestamp END",
+            )
+            .bind(event.event_id)
+            .bind(event.subscription_id.unwrap_or_default())
+            .bind(event.resource_group_key)
+            .bind(event.resource_key.unwrap_or_default())
+            .bind(event.correlation_id.unwrap_or_default())
+            .bind(event.status)
+            .bind(event.timestamp)
+            .bind(event.body)
+            .bind(aggregate_key)
+            .bind(count)
+            .bind(last_timestamp.max(event.timestamp))
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        /// Appends a sign-in event, or (with an aggregate key that exists) counts into it.
+        async fn insert_sign_in_event(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            event: NewEventRecord,
+            aggregate_key: Option<String>,
+            count: i64,
+            last_timestamp: i64,
+        ) -> Result<()> {
+            sqlx::query(
+                "INSERT INTO sign_in_events (event_id, tenant_id, principal_id, app_id, \
+                 result, timestamp, body, aggregate_key, event_count, last_timestamp) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (aggregate_key) DO UPDATE SET \
+                 event_count = sign_in_events.event_count + excluded.event_count, \
+                 last_timestamp = CASE WHEN excluded.last_timestamp > sign_in_events.last_timestamp \
+                 THEN excluded.last_timestamp ELSE sign_in_events.last_timestamp END",
+            )
+            .bind(event.event_id)
+            .bind(event.tenant_id)
+            .bind(event.principal_id)
+            .bind(event.app_id)
+            .bind(event.status)
+            .bind(event.timestamp)
+            .bind(event.body)
+            .bind(aggregate_key)
+            .bind(count)
+            .bind(last_timestamp.max(event.timestamp))
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
         async fn apply_one(
             conn: &mut <$db as sqlx::Database>::Connection,
             write: Write,
@@ -404,20 +470,18 @@ macro_rules! store_impl {
                     .await?;
                 }
                 Write::AppendActivityEvent(event) => {
-                    sqlx::query(
-                        "INSERT INTO activity_events (event_data_id, subscription_id, \
-                         resource_group_key, resource_key, correlation_id, status, timestamp, body) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    let last_timestamp = event.timestamp;
+                    insert_activity_event(conn, event, None, 1, last_timestamp).await?;
+                }
+                Write::AddToActivityAggregate(aggregate) => {
+                    assert!(aggregate.count >= 1, "an aggregate write adds at least one event");
+                    insert_activity_event(
+                        conn,
+                        aggregate.record,
+                        Some(aggregate.aggregate_key),
+                        aggregate.count,
+                        aggregate.last_timestamp,
                     )
-                    .bind(event.event_id)
-                    .bind(event.subscription_id.unwrap_or_default())
-                    .bind(event.resource_group_key)
-                    .bind(event.resource_key.unwrap_or_default())
-                    .bind(event.correlation_id.unwrap_or_default())
-                    .bind(event.status)
-                    .bind(event.timestamp)
-                    .bind(event.body)
-                    .execute(&mut *conn)
                     .await?;
                 }
                 Write::PutVaultSecret(secret) => {
@@ -479,18 +543,18 @@ macro_rules! store_impl {
                     }
                 }
                 Write::AppendSignInEvent(event) => {
-                    sqlx::query(
-                        "INSERT INTO sign_in_events (event_id, tenant_id, principal_id, app_id, \
-                         result, timestamp, body) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    let last_timestamp = event.timestamp;
+                    insert_sign_in_event(conn, event, None, 1, last_timestamp).await?;
+                }
+                Write::AddToSignInAggregate(aggregate) => {
+                    assert!(aggregate.count >= 1, "an aggregate write adds at least one event");
+                    insert_sign_in_event(
+                        conn,
+                        aggregate.record,
+                        Some(aggregate.aggregate_key),
+                        aggregate.count,
+                        aggregate.last_timestamp,
                     )
-                    .bind(event.event_id)
-                    .bind(event.tenant_id)
-                    .bind(event.principal_id)
-                    .bind(event.app_id)
-                    .bind(event.status)
-                    .bind(event.timestamp)
-                    .bind(event.body)
-                    .execute(&mut *conn)
                     .await?;
                 }
             }
@@ -853,7 +917,8 @@ macro_rules! store_impl {
 
             async fn list_activity_events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>> {
                 let mut query = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT seq, event_data_id AS event_id, timestamp, body FROM activity_events WHERE subscription_id = ",
+                    "SELECT seq, event_data_id AS event_id, timestamp, body, event_count, last_timestamp \
+                     FROM activity_events WHERE subscription_id = ",
                 );
                 query.push_bind(filter.partition.clone());
                 if let Some(group) = &filter.resource_group_key {
@@ -868,7 +933,8 @@ macro_rules! store_impl {
 
             async fn list_sign_in_events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>> {
                 let mut query = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT seq, event_id, timestamp, body FROM sign_in_events WHERE tenant_id = ",
+                    "SELECT seq, event_id, timestamp, body, event_count, last_timestamp \
+                     FROM sign_in_events WHERE tenant_id = ",
                 );
                 query.push_bind(filter.partition.clone());
                 if let Some(principal_id) = &filter.principal_id {
@@ -881,6 +947,40 @@ macro_rules! store_impl {
                 }
                 push_time_window(&mut query, filter);
                 Ok(query.build_query_as::<EventRecord>().fetch_all(&self.pool).await?)
+            }
+
+            async fn prune_events(&self, log: EventLog, before: i64, keep_max: i64) -> Result<u64> {
+                let table = match log {
+                    EventLog::Activity => "activity_events",
+                    EventLog::SignIn => "sign_in_events",
+                };
+                // Each statement deletes at most one chunk, and runs until nothing is left.
+                let expired = format!(
+                    "DELETE FROM {table} WHERE seq IN (SELECT seq FROM {table} \
+                     WHERE last_timestamp < $1 ORDER BY seq LIMIT $2)"
+                );
+                let excess = format!(
+                    "DELETE FROM {table} WHERE seq IN (SELECT seq FROM {table} WHERE seq <= \
+                     (SELECT seq FROM {table} ORDER BY seq DESC LIMIT 1 OFFSET $1) \
+                     ORDER BY seq LIMIT $2)"
+                );
+                let mut deleted = 0;
+                for (sql, bound) in [(expired, before), (excess, keep_max.max(0))] {
+                    loop {
+                        let _guard = self.write_guard().await;
+                        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                            .bind(bound)
+                            .bind(crate::PRUNE_CHUNK_ROWS)
+                            .execute(&self.pool)
+                            .await?
+                            .rows_affected();
+                        deleted += rows;
+                        if rows < crate::PRUNE_CHUNK_ROWS as u64 {
+                            break;
+                        }
+                    }
+                }
+                Ok(deleted)
             }
 
             async fn record_assertion_use(&self, jti_key: &str, expires_at: i64, now: i64) -> Result<bool> {

@@ -119,6 +119,8 @@ on_both_backends!(
     role_assignments_by_principal_and_scope,
     apply_is_all_or_nothing,
     events_append_and_page,
+    aggregated_events_count_into_one_row,
+    events_are_pruned_by_age_then_by_count,
     assertion_replays_are_refused,
     leases_expire,
     signing_keys_rotate_and_hide_private_keys,

@@ -306,6 +306,112 @@ pub async fn events_append_and_page(db: TestStore) {
     assert_eq!(store.list_sign_in_events(&sign_ins).await.unwrap().len(), 2);
 }
 
+fn event(id: &str, timestamp: i64) -> NewEventRecord {
+    NewEventRecord {
+        event_id: id.to_owned(),
+        tenant_id: TENANT.to_owned(),
+        subscription_id: Some(SUB.to_owned()),
+        resource_group_key: None,
+        resource_key: Some(vm_key("vm1")),
+        correlation_id: None,
+        principal_id: Some("p".to_owned()),
+        app_id: None,
+        status: "Failed".to_owned(),
+        timestamp,
+        body: format!("{{\"id\":\"{id}\"}}"),
+    }
+}
+
+pub async fn aggregated_events_count_into_one_row(db: TestStore) {
+    // Issue 17: writes with one aggregate key add to one row's count and newest time; the row
+    // keeps the first event's body and time. Plain appends count one each.
+    let store = db.store();
+    let add = |id: &str, key: &str, count, first, last| EventAggregate {
+        record: event(id, first),
+        aggregate_key: key.to_owned(),
+        count,
+        last_timestamp: last,
+    };
+    for log in [EventLog::Activity, EventLog::SignIn] {
+        let write = |aggregate: EventAggregate| match log {
+            EventLog::Activity => Write::AddToActivityAggregate(aggregate),
+            EventLog::SignIn => Write::AddToSignInAggregate(aggregate),
+        };
+        store
+            .apply(vec![
+                write(add("a1", "key-a", 3, 1000, 1500)),
+                write(add("b1", "key-b", 1, 1100, 1100)),
+                Write::AppendActivityEvent(event("plain", 1200)),
+                Write::AppendSignInEvent(event("plain", 1200)),
+            ])
+            .await
+            .unwrap();
+        // A second node, or a later flush, adds to the same row; an older time does not win.
+        store.apply(vec![write(add("a2", "key-a", 2, 1600, 1400))]).await.unwrap();
+        store.apply(vec![write(add("a3", "key-a", 1, 1700, 1900))]).await.unwrap();
+        let (partition, events) = match log {
+            EventLog::Activity => {
+                let filter = EventFilter { partition: SUB.to_owned(), limit: 10, ..Default::default() };
+                (SUB, store.list_activity_events(&filter).await.unwrap())
+            }
+            EventLog::SignIn => {
+                let filter = EventFilter { partition: TENANT.to_owned(), limit: 10, ..Default::default() };
+                (TENANT, store.list_sign_in_events(&filter).await.unwrap())
+            }
+        };
+        let rows: Vec<_> = events
+            .iter()
+            .map(|e| (e.event_id.as_str(), e.body.as_str(), e.timestamp, e.event_count, e.last_timestamp))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("a1", r#"{"id":"a1"}"#, 1000, 6, 1900),
+                ("b1", r#"{"id":"b1"}"#, 1100, 1, 1100),
+                ("plain", r#"{"id":"plain"}"#, 1200, 1, 1200),
+            ],
+            "{log:?} in {partition}"
+        );
+    }
+}
+
+pub async fn events_are_pruned_by_age_then_by_count(db: TestStore) {
+    // Issue 17: retention deletes events whose newest time is past the cutoff (an aggregate that
+    // is still counting stays), then the size cap deletes the oldest beyond the cap.
+    let store = db.store();
+    let mut writes = Vec::new();
+    for n in 0..10_i64 {
+        writes.push(Write::AppendSignInEvent(event(&format!("s{n}"), 1000 + n)));
+        writes.push(Write::AppendActivityEvent(event(&format!("a{n}"), 1000 + n)));
+    }
+    writes.push(Write::AddToSignInAggregate(EventAggregate {
+        record: event("old-but-counting", 900),
+        aggregate_key: "k".to_owned(),
+        count: 2,
+        last_timestamp: 2000,
+    }));
+    store.apply(writes).await.unwrap();
+    let ids = |events: Vec<EventRecord>| {
+        events.into_iter().map(|event| event.event_id).collect::<Vec<_>>().join(" ")
+    };
+    let sign_ins = EventFilter { partition: TENANT.to_owned(), limit: 100, ..Default::default() };
+    let activity = EventFilter { partition: SUB.to_owned(), limit: 100, ..Default::default() };
+
+    assert_eq!(store.prune_events(EventLog::SignIn, 1005, 100).await.unwrap(), 5);
+    assert_eq!(
+        ids(store.list_sign_in_events(&sign_ins).await.unwrap()),
+        "s5 s6 s7 s8 s9 old-but-counting"
+    );
+    assert_eq!(store.list_activity_events(&activity).await.unwrap().len(), 10, "other log kept");
+    assert_eq!(store.prune_events(EventLog::SignIn, 0, 2).await.unwrap(), 4);
+    assert_eq!(ids(store.list_sign_in_events(&sign_ins).await.unwrap()), "s9 old-but-counting");
+    assert_eq!(store.prune_events(EventLog::SignIn, 0, 2).await.unwrap(), 0, "nothing more");
+    assert_eq!(store.prune_events(EventLog::Activity, 1003, 5).await.unwrap(), 5);
+    assert_eq!(ids(store.list_activity_events(&activity).await.unwrap()), "a5 a6 a7 a8 a9");
+    assert_eq!(store.prune_events(EventLog::Activity, i64::MAX, 5).await.unwrap(), 5);
+    assert!(store.list_activity_events(&activity).await.unwrap().is_empty());
+}
+
 pub async fn assertion_replays_are_refused(db: TestStore) {
     let store = db.store();
     assert!(store.record_assertion_use("jti-1", 2000, 1000).await.unwrap());
