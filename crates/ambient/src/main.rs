@@ -1,6 +1,8 @@
 //! The one binary: parses the command line and hands over to `server` (`dev`, `server`),
 //! `agent` or `cli`. Errors print as one line on stderr with a non-zero exit code.
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -75,6 +77,18 @@ struct ServerArgs {
     /// (dev) Requests per second each resource's metadata endpoint allows [default: 200].
     #[arg(long, value_name = "RPS")]
     imds_rate_limit: Option<u32>,
+    /// Days the sign-in and activity logs keep events [default: 30].
+    #[arg(long, env = "AMBIENT_LOG_RETENTION_DAYS", value_name = "DAYS")]
+    log_retention_days: Option<i64>,
+    /// Events each of the sign-in and activity logs keeps at most; the oldest go first
+    /// [default: 1000000].
+    #[arg(long, env = "AMBIENT_LOG_EVENTS_MAX", value_name = "EVENTS")]
+    log_events_max: Option<i64>,
+    /// Failed token requests per source address, and failed client authentications per client
+    /// id, allowed per minute before the token endpoint answers 429; 0 turns throttling off
+    /// [default: 60].
+    #[arg(long, env = "AMBIENT_SIGN_IN_FAILURES_PER_MINUTE", value_name = "N")]
+    sign_in_failures_per_minute: Option<u32>,
     /// Log filter, as RUST_LOG (for example `info` or `server=debug`).
     #[arg(long, env = "AMBIENT_LOG", value_name = "FILTER", default_value = "info")]
     log: String,
@@ -92,7 +106,8 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // Written, not `eprintln!`: a closed standard error must not turn into a panic.
+            let _ = writeln!(std::io::stderr(), "error: {error:#}");
             ExitCode::FAILURE
         }
     }
@@ -138,6 +153,9 @@ async fn serve(mode: server::Mode, args: ServerArgs, global: cli::GlobalArgs) ->
         master_key_file: args.master_key_file,
         public_url: args.public_url,
         host_certificate_lifetime: args.host_certificate_lifetime,
+        log_retention_days: args.log_retention_days,
+        log_events_max: args.log_events_max,
+        sign_in_failures_per_minute: args.sign_in_failures_per_minute,
     };
     let master_key = std::env::var("AMBIENT_MASTER_KEY").ok();
     let mut config = server::ServerConfig::resolve(mode, file.overlay(flags), master_key, &cwd)?;
@@ -175,7 +193,7 @@ async fn serve(mode: server::Mode, args: ServerArgs, global: cli::GlobalArgs) ->
         })
         .await
         .context("start the local agent")?;
-        print_dev_banner(&running, &agent);
+        print_dev_banner(&running, &agent)?;
         Some(agent)
     } else {
         None
@@ -196,40 +214,49 @@ async fn run_agent(args: agent::command::AgentArgs) -> Result<()> {
     Ok(agent::command::run(args, signals).await?)
 }
 
-fn print_dev_banner(running: &server::RunningServer, agent: &agent::RunningAgent) {
+/// Prints the banner through `cli::print_line`: a reader that went away (`ambient dev | head`)
+/// ends the process quietly rather than in a panic.
+fn print_dev_banner(running: &server::RunningServer, agent: &agent::RunningAgent) -> Result<()> {
     let deployment = running.deployment();
     let env_path = running.data_dir().join("env.sh");
-    println!("Ambient is running at {}", running.base_url());
-    println!("  tenant        {}", deployment.tenant_id);
-    println!("  subscription  {}", deployment.subscription_id);
-    println!(
+    let mut text = String::new();
+    writeln!(text, "Ambient is running at {}", running.base_url())?;
+    writeln!(text, "  tenant        {}", deployment.tenant_id)?;
+    writeln!(text, "  subscription  {}", deployment.subscription_id)?;
+    writeln!(
+        text,
         "  admin app id  {} (credential in {})",
         deployment.admin_app_id,
         running.data_dir().join("admin.json").display()
-    );
-    println!();
-    println!(
+    )?;
+    writeln!(text)?;
+    writeln!(
+        text,
         "Export these in the shell that talks to Ambient (or run `. {}`):",
         env_path.display()
-    );
+    )?;
     for (name, value) in running.env_exports() {
-        println!("  export {name}='{value}'");
+        writeln!(text, "  export {name}='{value}'")?;
     }
-    println!();
+    writeln!(text)?;
     if let Some(imds) = agent.imds_address() {
-        println!("The local agent (host `local`) serves IMDS at http://{imds}.");
-        println!(
+        writeln!(text, "The local agent (host `local`) serves IMDS at http://{imds}.")?;
+        writeln!(
+            text,
             "`ambient run --as RESOURCE -g GROUP -- COMMAND` runs a command as a resource's workload;"
-        );
-        println!(
+        )?;
+        writeln!(
+            text,
             "add --isolate (root) to give it 169.254.169.254 and vault names in a namespace of its own."
-        );
-        println!();
+        )?;
+        writeln!(text)?;
     }
-    println!(
+    writeln!(
+        text,
         "Key Vault names are <vault>.vault.<suffix>; if they do not resolve, add to /etc/hosts:"
-    );
-    println!("  {}", running.hosts_line(&[]));
-    println!();
-    println!("Press Ctrl-C to stop.");
+    )?;
+    writeln!(text, "  {}", running.hosts_line(&[]))?;
+    writeln!(text)?;
+    write!(text, "Press Ctrl-C to stop.")?;
+    cli::print_line(&text).context("write the banner")
 }

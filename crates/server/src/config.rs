@@ -18,6 +18,13 @@ pub struct Settings {
     pub master_key_file: Option<PathBuf>,
     pub public_url: Option<String>,
     pub host_certificate_lifetime: Option<i64>,
+    /// Days the sign-in and activity logs keep events.
+    pub log_retention_days: Option<i64>,
+    /// Events each of the two logs keeps at most.
+    pub log_events_max: Option<i64>,
+    /// Failed token requests per source address, and failed client authentications per client
+    /// id, allowed per minute before 429; 0 turns throttling off.
+    pub sign_in_failures_per_minute: Option<u32>,
 }
 
 impl Settings {
@@ -33,6 +40,11 @@ impl Settings {
             host_certificate_lifetime: over
                 .host_certificate_lifetime
                 .or(self.host_certificate_lifetime),
+            log_retention_days: over.log_retention_days.or(self.log_retention_days),
+            log_events_max: over.log_events_max.or(self.log_events_max),
+            sign_in_failures_per_minute: over
+                .sign_in_failures_per_minute
+                .or(self.sign_in_failures_per_minute),
         }
     }
 
@@ -76,6 +88,11 @@ pub struct ServerConfig {
     pub master_key_base64: Option<domain::Secret<String>>,
     /// Lifetime of the client certificates issued to agents (they renew at half-life).
     pub host_certificate_lifetime_secs: i64,
+    /// How long the sign-in and activity logs keep events, and how many each keeps at most.
+    pub logs: LogBounds,
+    /// Failed token requests per source address, and failed client authentications per client
+    /// id, allowed per minute before the token endpoint answers 429 (0: no throttling).
+    pub sign_in_failures_per_minute: u32,
     pub clock: Arc<dyn domain::Clock>,
     /// The web console, served at `/console` on the same listener when set (the `ambient`
     /// binary sets it; this crate does not depend on the console).
@@ -179,6 +196,24 @@ impl std::fmt::Display for PublicUrl {
     }
 }
 
+/// What the background job keeps of the two logs (sign-in and activity).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogBounds {
+    /// Events whose newest time is older than this many days are deleted.
+    pub retention_days: i64,
+    /// Beyond this many events in one log, the oldest are deleted.
+    pub events_max: i64,
+}
+
+impl Default for LogBounds {
+    fn default() -> Self {
+        LogBounds {
+            retention_days: domain::limits::LOG_RETENTION_DAYS_DEFAULT,
+            events_max: domain::limits::LOG_EVENTS_MAX_DEFAULT,
+        }
+    }
+}
+
 /// A configuration problem, said in one line.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
@@ -226,9 +261,33 @@ impl ServerConfig {
             }
             None => DEFAULT_HOST_CERTIFICATE_LIFETIME_SECS,
         };
+        let retention_days = match settings.log_retention_days {
+            Some(days) if (1..=domain::limits::LOG_RETENTION_DAYS_MAX).contains(&days) => days,
+            Some(days) => {
+                return Err(ConfigError(format!(
+                    "--log-retention-days {days} must be between 1 and {}",
+                    domain::limits::LOG_RETENTION_DAYS_MAX
+                )));
+            }
+            None => domain::limits::LOG_RETENTION_DAYS_DEFAULT,
+        };
+        let events_max = match settings.log_events_max {
+            Some(events) if events >= domain::limits::LOG_EVENTS_MAX_MIN => events,
+            Some(events) => {
+                return Err(ConfigError(format!(
+                    "--log-events-max {events} must be at least {}",
+                    domain::limits::LOG_EVENTS_MAX_MIN
+                )));
+            }
+            None => domain::limits::LOG_EVENTS_MAX_DEFAULT,
+        };
         Ok(ServerConfig {
             mode,
             host_certificate_lifetime_secs,
+            logs: LogBounds { retention_days, events_max },
+            sign_in_failures_per_minute: settings
+                .sign_in_failures_per_minute
+                .unwrap_or(domain::limits::CLIENT_AUTH_FAILURES_PER_WINDOW_DEFAULT),
             data_dir,
             listen,
             database_url,
@@ -343,6 +402,35 @@ mod tests {
         assert_eq!(url.vault_host("corp"), "vault.corp");
         let url = PublicUrl::parse("https://localhost:8443").unwrap();
         assert_eq!(url.vault_host("localhost"), "vault.localhost:8443");
+    }
+
+    #[test]
+    fn log_bounds_and_throttling_have_defaults_and_ranges() {
+        let config =
+            ServerConfig::resolve(Mode::Server, Settings::default(), None, Path::new("/")).unwrap();
+        assert_eq!(config.logs, LogBounds { retention_days: 30, events_max: 1_000_000 });
+        assert_eq!(config.sign_in_failures_per_minute, 60);
+        let file: Settings = toml::from_str(
+            "log-retention-days = 7\nlog-events-max = 5000\nsign-in-failures-per-minute = 0",
+        )
+        .unwrap();
+        let config = ServerConfig::resolve(Mode::Server, file, None, Path::new("/")).unwrap();
+        assert_eq!(config.logs, LogBounds { retention_days: 7, events_max: 5000 });
+        assert_eq!(config.sign_in_failures_per_minute, 0);
+        for (settings, message) in [
+            (
+                Settings { log_retention_days: Some(0), ..Settings::default() },
+                "--log-retention-days 0 must be between 1 and 3650",
+            ),
+            (
+                Settings { log_events_max: Some(10), ..Settings::default() },
+                "--log-events-max 10 must be at least 1000",
+            ),
+        ] {
+            let error =
+                ServerConfig::resolve(Mode::Server, settings, None, Path::new("/")).err().unwrap();
+            assert_eq!(error.to_string(), message);
+        }
     }
 
     #[test]

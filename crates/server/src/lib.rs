@@ -33,7 +33,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 pub use crate::bootstrap::Deployment;
-pub use crate::config::{ConfigError, Mode, PublicUrl, ServerConfig, Settings};
+pub use crate::config::{ConfigError, LogBounds, Mode, PublicUrl, ServerConfig, Settings};
 use crate::data_dir::{DataDir, write_private, write_public};
 
 /// Why the server could not start. Each says what to fix in one line.
@@ -176,6 +176,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         vault_host: Arc::from(public_url.vault_host(&config.dns_suffix).as_str()),
         caches: Arc::new(state::HotCaches::default()),
         leadership: Arc::new(jobs::Leadership::default()),
+        throttle: Arc::new(sts::Throttle::new(config.sign_in_failures_per_minute)),
+        activity_bound: Arc::new(state::ActivityBound::default()),
+        logs: config.logs,
     };
     let console = config.console.as_ref().map(|factory| {
         factory(&ListenInfo {

@@ -41,6 +41,41 @@ pub struct AppState {
     pub caches: Arc<HotCaches>,
     /// Whether this node runs the deployment's background jobs (`jobs.rs`).
     pub leadership: Arc<crate::jobs::Leadership>,
+    /// Failed token requests counted per address and client id (429 past the limit).
+    pub throttle: Arc<crate::sts::Throttle>,
+    /// Where refused and failed control-plane writes are counted in the activity log.
+    pub activity_bound: Arc<ActivityBound>,
+    /// What the background job keeps of the sign-in and activity logs.
+    pub logs: crate::config::LogBounds,
+}
+
+/// The flood bound of the activity log's `Failed` events (issue 17): one caller's refused or
+/// failed writes of one action on one scope for one reason, within
+/// [`domain::limits::ACTIVITY_FAILURE_WINDOW_SECS`], are one event with a count; a caller gets
+/// at most [`domain::limits::LOG_EVENTS_PER_CALLER_PER_WINDOW_MAX`] such events per window and
+/// one summary for the rest.
+pub struct ActivityBound(std::sync::Mutex<domain::aggregate::Aggregator>);
+
+impl Default for ActivityBound {
+    fn default() -> Self {
+        ActivityBound(std::sync::Mutex::new(domain::aggregate::Aggregator::new(
+            domain::aggregate::AggregationPolicy {
+                window_millis: domain::limits::ACTIVITY_FAILURE_WINDOW_SECS * 1000,
+                per_caller_max: domain::limits::LOG_EVENTS_PER_CALLER_PER_WINDOW_MAX,
+                callers_max: domain::limits::LOG_CALLERS_PER_WINDOW_MAX,
+            },
+        )))
+    }
+}
+
+impl ActivityBound {
+    /// Where an event of `caller` with `key` at `time` is counted.
+    pub fn place(&self, caller: &str, key: &str, time: domain::UnixTime) -> domain::aggregate::Slot {
+        // A panic while holding the lock cannot leave the aggregator half changed in a way that
+        // matters: at worst one event is placed in a summary.
+        let mut aggregator = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        aggregator.place(caller, key, time)
+    }
 }
 
 /// The hot paths' caches. Every write on this node clears them at once (`AppState::changed`),

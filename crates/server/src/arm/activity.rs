@@ -1,11 +1,17 @@
 //! The activity log: the one way a control-plane write is committed ([`commit`]: the change and
 //! its `Started`/`Succeeded` events in one transaction; a refusal or failure leaves a `Failed`
 //! event with the reason), and `GET .../eventtypes/management/values`, newest first.
+//!
+//! `Failed` events are flood-bounded (issue 17, `AppState::activity_bound`): the same caller's
+//! refusals of one action on one scope for one reason within a window are one event whose
+//! `properties.eventCount` counts them, and a caller varying its refused writes gets a bounded
+//! number of events per window plus one summary. Messages are bounded like the sign-in log's.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use domain::ResourceId;
+use domain::aggregate::Placement;
 use rbac::ActionKind;
 use resources::activity::{self, Operation};
 use serde_json::{Value, json};
@@ -96,16 +102,60 @@ pub async fn commit(
                 &operation,
                 error.status.as_u16(),
                 error.code,
-                &error.message,
+                &issuer::bounded_text(&error.message),
                 now,
             );
-            if let Err(log_error) =
-                state.store.apply(vec![Write::AppendActivityEvent(failed)]).await
-            {
+            let write = Write::AddToActivityAggregate(bounded_failure(
+                context,
+                failed,
+                target,
+                action,
+                (error.status.as_u16(), error.code),
+            ));
+            if let Err(log_error) = state.store.apply(vec![write]).await {
                 tracing::warn!(%log_error, "could not record a failed operation");
             }
             Err(error)
         }
+    }
+}
+
+/// The aggregate a `Failed` event is counted into: its own (same caller, subscription, action,
+/// scope, status and code in this window), or its caller's summary once the caller has used up
+/// its distinct events for the window.
+fn bounded_failure(
+    context: &Context,
+    mut failed: store::NewEventRecord,
+    target: &ResourceId,
+    action: &str,
+    (status, code): (u16, &str),
+) -> store::EventAggregate {
+    let now = context.state.clock.now();
+    let caller = format!(
+        "{}\0{}",
+        context.caller().object_id,
+        target.subscription_id().unwrap_or_default().to_ascii_lowercase()
+    );
+    let key = format!("{caller}\0{action}\0{}\0{status}\0{code}", target.key());
+    let slot = context.state.activity_bound.place(&caller, &key, now);
+    let name = match slot.placement {
+        Placement::Own => format!("own\0{key}"),
+        Placement::CallerSummary => format!("summary\0{caller}"),
+        Placement::SharedSummary => "summary\0*".to_owned(),
+    };
+    if slot.placement != Placement::Own
+        && let Ok(mut body) = serde_json::from_str::<Value>(&failed.body)
+    {
+        body["properties"]["eventSummary"] = json!(
+            "Further refused or failed writes of this caller in this window, counted together (the log keeps a bounded number per caller)."
+        );
+        failed.body = body.to_string();
+    }
+    store::EventAggregate {
+        record: failed,
+        aggregate_key: crypto::hash::sha256_hex(format!("{name}\0{}", slot.window).as_bytes()),
+        count: 1,
+        last_timestamp: now.millis(),
     }
 }
 
@@ -154,8 +204,21 @@ pub async fn list(context: &Context, scope: &ResourceId) -> Result<Response, Api
     let next = (rows.len() as i64 == ACTIVITY_PAGE)
         .then(|| rows.last().map(|row| row.seq.to_string()))
         .flatten();
-    let value: Vec<Value> =
-        rows.iter().filter_map(|row| serde_json::from_str(&row.body).ok()).collect();
+    let value: Vec<Value> = rows
+        .iter()
+        .filter_map(|row| {
+            let mut event: Value = serde_json::from_str(&row.body).ok()?;
+            // An aggregated event says how many it stands for, as strings like Azure's
+            // `properties`.
+            if row.event_count > 1 && event["properties"].is_object() {
+                event["properties"]["eventCount"] = json!(row.event_count.to_string());
+                event["properties"]["lastEventTimestamp"] = json!(activity::format_time(
+                    domain::UnixTime::from_millis(row.last_timestamp)
+                ));
+            }
+            Some(event)
+        })
+        .collect();
     let mut body = json!({"value": value});
     if let Some(token) = next {
         // Keep the filter on the next page.

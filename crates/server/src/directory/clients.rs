@@ -66,7 +66,12 @@ impl Directory {
                 let credentials = self.store.list_credentials(&principal.object_id).await?;
                 Some(Arc::new(client_entry(principal, &credentials)))
             }
-            None => None,
+            None => {
+                // The same two queries as for a known client: how long a lookup takes does not
+                // tell whether the client exists.
+                self.store.list_credentials(app_id).await?;
+                None
+            }
         };
         self.cache.insert(app_id.to_owned(), entry.clone(), self.clock.now());
         Ok(entry)

@@ -533,7 +533,7 @@ pub async fn token(
     match outcome {
         Ok(issued) => Json(issued).into_response(),
         Err((status, error, description)) => {
-            tracing::info!(host = %host.id, resource = %request.resource_id, %description, "managed identity token refused");
+            tracing::info!(host = %host.id, resource = %issuer::bounded_text(&request.resource_id), %description, "managed identity token refused");
             refusal(status, error, &description)
         }
     }
@@ -571,6 +571,16 @@ async fn issue_for(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "Required query variable 'resource' is missing".to_owned(),
+        ));
+    }
+    if request.audience.chars().count() > domain::limits::AUDIENCE_CHARS_MAX {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "invalid_resource",
+            format!(
+                "The resource is not a valid resource identifier: resource identifiers are at most {} characters.",
+                domain::limits::AUDIENCE_CHARS_MAX
+            ),
         ));
     }
     let id = ResourceId::parse(&request.resource_id).map_err(|_| not_found())?;

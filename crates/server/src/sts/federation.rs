@@ -80,7 +80,12 @@ pub async fn check(
             && allowed.iter().any(|audience| audiences.contains(audience))
     });
     let Some(matched) = matched else {
-        tracing::info!(client = %client_id, %iss, %sub, "federated assertion matches no credential");
+        tracing::info!(
+            client = %client_id,
+            iss = %issuer::bounded_text(&iss),
+            sub = %issuer::bounded_text(&sub),
+            "federated assertion matches no credential"
+        );
         return Err(no_match());
     };
     let own = [state.issuer.issuer_v1(), state.issuer.issuer_v2()];
@@ -175,9 +180,8 @@ async fn identity_id(state: &AppState, key: &str) -> String {
 
 fn unverified_claims(token: &str) -> Option<Value> {
     let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
+    // base64url without padding, as the JWS encoding is (a padded payload is malformed).
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 

@@ -3,14 +3,24 @@
 //!
 //! Wire formats: `protocols/03-sts.md`. An unknown client and a wrong credential look alike to
 //! the caller (same status, error and AADSTS code) and cost the same work. Every issuance and
-//! refusal lands in the sign-in log.
+//! refusal lands in the sign-in log, bounded and aggregated (`issuer::SignInLog`).
+//!
+//! Abuse bounds (issue 17): a body over [`TOKEN_REQUEST_BODY_BYTES_MAX`] or a `client_id` that
+//! is not a GUID is refused before any lookup; a request may use one client authentication
+//! method only (RFC 6749 §2.3); failed requests are counted per source address and failed
+//! client authentications per client id (`throttle`), and past the limit the endpoint answers
+//! 429 with `Retry-After` (AADSTS50196) until the window ends.
 
 mod federation;
+mod throttle;
+
+pub use crate::sts::throttle::Throttle;
 
 use std::net::SocketAddr;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +35,13 @@ pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-
 const ASSERTION_LIFETIME_SECS_MAX: i64 = 24 * 3600;
 /// Tenant path segments: GUIDs or names of `[A-Za-z0-9.-]`.
 const TENANT_CHARS_MAX: usize = 256;
+/// Largest token request body: a client assertion (at most `crypto::jws::TOKEN_BYTES_MAX`)
+/// with room for the other parameters.
+pub const TOKEN_REQUEST_BODY_BYTES_MAX: usize = crypto::jws::TOKEN_BYTES_MAX + 16 * 1024;
+/// Entra's code for a malformed request.
+const MALFORMED_REQUEST_CODE: u32 = 9002313;
+
+const _: () = assert!(TOKEN_REQUEST_BODY_BYTES_MAX <= domain::limits::REQUEST_BODY_BYTES_MAX);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -39,6 +56,8 @@ pub struct OAuthFailure {
     pub error: &'static str,
     pub code: u32,
     pub message: String,
+    /// `Retry-After` of a throttled request.
+    pub retry_after_secs: Option<i64>,
 }
 
 impl OAuthFailure {
@@ -48,7 +67,7 @@ impl OAuthFailure {
         code: u32,
         message: impl Into<String>,
     ) -> Self {
-        OAuthFailure { status, error, code, message: message.into() }
+        OAuthFailure { status, error, code, message: message.into(), retry_after_secs: None }
     }
 
     /// A store failure: 503 `temporarily_unavailable` (with `Retry-After`) when the database
@@ -84,7 +103,8 @@ impl OAuthFailure {
         )
     }
 
-    /// The answer for a wrong secret and for an unknown client alike.
+    /// The answer for a wrong secret and for an unknown client alike. `client_id` is a GUID
+    /// (checked before any credential).
     fn invalid_secret(client_id: &str) -> Self {
         OAuthFailure::new(
             StatusCode::UNAUTHORIZED,
@@ -132,7 +152,41 @@ impl OAuthFailure {
                 header::HeaderValue::from_static(crate::error::RETRY_AFTER_SECS),
             );
         }
+        if let Some(secs) = self.retry_after_secs
+            && let Ok(value) = header::HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
         response
+    }
+
+    /// 429 for a caller past its failures' limit, as Entra throttles a client that repeats a
+    /// failing request (AADSTS50196), with `Retry-After`.
+    fn throttled(retry_after_secs: i64, what: &str) -> Self {
+        OAuthFailure {
+            retry_after_secs: Some(retry_after_secs.max(1)),
+            ..OAuthFailure::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "temporarily_unavailable",
+                50196,
+                format!(
+                    "The server terminated an operation because it encountered a client request loop: too many failed requests from this {what}. Retry after {} seconds.",
+                    retry_after_secs.max(1)
+                ),
+            )
+        }
+    }
+
+    /// A body this endpoint will not read: too large, or not readable.
+    fn unreadable_body(status: StatusCode) -> Self {
+        OAuthFailure::new(
+            if status.is_client_error() { status } else { StatusCode::BAD_REQUEST },
+            "invalid_request",
+            MALFORMED_REQUEST_CODE,
+            format!(
+                "Invalid request. The request body must be application/x-www-form-urlencoded of at most {TOKEN_REQUEST_BODY_BYTES_MAX} bytes."
+            ),
+        )
     }
 }
 
@@ -152,7 +206,7 @@ pub async fn token_v2(
     tenant: Path<String>,
     peer: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     token(state, tenant, peer, headers, body, Endpoint::V2).await
 }
@@ -162,7 +216,7 @@ pub async fn token_v1(
     tenant: Path<String>,
     peer: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     token(state, tenant, peer, headers, body, Endpoint::V1).await
 }
@@ -172,22 +226,47 @@ async fn token(
     Path(tenant): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
     endpoint: Endpoint,
 ) -> Response {
     let correlation_id = headers
         .get("client-request-id")
         .and_then(|value| value.to_str().ok())
-        .filter(|value| value.len() <= 64)
+        .filter(|value| {
+            value.len() <= 64
+                && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        })
         .map(str::to_owned)
         .unwrap_or_else(|| domain::Guid::new_random().to_string());
     let mut draft = SignInDraft::default();
-    let result = grant(&state, &tenant, &headers, &body, endpoint, &mut draft).await;
+    let address = throttle::address_key(peer.ip());
+    let result = match state.throttle.retry_after(&address, state.clock.now()) {
+        // A throttled address is answered before any other work.
+        Some(secs) => Err(OAuthFailure::throttled(secs, "address")),
+        None => match body {
+            Ok(body) if body.len() <= TOKEN_REQUEST_BODY_BYTES_MAX => {
+                grant(&state, &tenant, &headers, &body, endpoint, &mut draft).await
+            }
+            Ok(_) => Err(OAuthFailure::unreadable_body(StatusCode::PAYLOAD_TOO_LARGE)),
+            Err(rejection) => Err(OAuthFailure::unreadable_body(rejection.status())),
+        },
+    };
     let now = state.clock.now();
     let (success, error_code, failure_reason) = match &result {
         Ok(_) => (true, None, None),
         Err(failure) => (false, Some(failure.code), Some(failure.message.clone())),
     };
+    if let Err(failure) = &result
+        && failure.status.is_client_error()
+        && failure.status != StatusCode::TOO_MANY_REQUESTS
+    {
+        state.throttle.failed(&address, now);
+        if failure.status == StatusCode::UNAUTHORIZED
+            && let Some(client) = draft.app_id.as_deref()
+        {
+            state.throttle.failed(&throttle::client_key(client), now);
+        }
+    }
     state
         .sign_in_log
         .record(issuer::SignInEvent {
@@ -236,7 +315,21 @@ async fn grant(
         return Err(OAuthFailure::bad_request(
             "unsupported_grant_type",
             70003,
-            format!("The app requested an unsupported grant type '{grant_type}'."),
+            format!(
+                "The app requested an unsupported grant type '{}'.",
+                issuer::bounded_text(grant_type)
+            ),
+        ));
+    }
+    let form_secret = form.get("client_secret");
+    let assertion = form.get("client_assertion");
+    // RFC 6749 §2.3: one client authentication method per request.
+    let methods = [form_secret.is_some(), assertion.is_some(), basic.is_some()];
+    if methods.iter().filter(|used| **used).count() > 1 {
+        return Err(OAuthFailure::bad_request(
+            "invalid_request",
+            MALFORMED_REQUEST_CODE,
+            "Invalid request. The request uses more than one client authentication method (client_secret, client_assertion, HTTP Basic); use one.",
         ));
     }
     let client_id = form
@@ -244,9 +337,41 @@ async fn grant(
         .map(str::to_owned)
         .or_else(|| basic.as_ref().map(|(id, _)| id.clone()))
         .ok_or_else(|| OAuthFailure::missing("client_id"))?;
+    // Application ids are GUIDs: anything else is refused before any lookup, so no cache or
+    // log holds it (the sign-in log keeps a marked preview).
     draft.app_id = Some(client_id.clone());
+    let client_id = match client_id.parse::<domain::Guid>() {
+        Ok(guid) if guid.to_string().eq_ignore_ascii_case(&client_id) => client_id,
+        _ => {
+            return Err(OAuthFailure::bad_request(
+                "unauthorized_client",
+                700016,
+                format!(
+                    "Application with identifier '{}' was not found in the directory '{}'. Application identifiers are GUIDs.",
+                    issuer::bounded_text(&client_id.chars().take(64).collect::<String>()),
+                    state.deployment.tenant_id
+                ),
+            ));
+        }
+    };
+    if let Some(secs) =
+        state.throttle.retry_after(&throttle::client_key(&client_id), state.clock.now())
+    {
+        return Err(OAuthFailure::throttled(secs, "client"));
+    }
     let resource = canonical_resource(state, &requested_resource(&form, endpoint)?);
     draft.resource = Some(resource.clone());
+    if resource.chars().count() > domain::limits::AUDIENCE_CHARS_MAX {
+        return Err(OAuthFailure::bad_request(
+            "invalid_resource",
+            500011,
+            format!(
+                "The resource principal named {}... was not found in the tenant: resource identifiers are at most {} characters.",
+                resource.chars().take(64).collect::<String>(),
+                domain::limits::AUDIENCE_CHARS_MAX
+            ),
+        ));
+    }
 
     let entry = state
         .directory
@@ -255,7 +380,7 @@ async fn grant(
         .map_err(|error| OAuthFailure::from_store(error, "client lookup"))?;
     let now = state.clock.now();
     let mut federated_identity = None;
-    let credential = if let Some(assertion) = form.get("client_assertion") {
+    let credential = if let Some(assertion) = assertion {
         draft.credential_type = Some("clientCertificate");
         let assertion_type = form.get("client_assertion_type").unwrap_or_default();
         if assertion_type != CLIENT_ASSERTION_TYPE {
@@ -263,7 +388,8 @@ async fn grant(
                 "invalid_request",
                 50027,
                 format!(
-                    "Invalid client_assertion_type '{assertion_type}'; expected '{CLIENT_ASSERTION_TYPE}'."
+                    "Invalid client_assertion_type '{}'; expected '{CLIENT_ASSERTION_TYPE}'.",
+                    issuer::bounded_text(assertion_type)
                 ),
             ));
         }
@@ -282,8 +408,7 @@ async fn grant(
         }
     } else {
         draft.credential_type = Some("clientSecret");
-        let secret = form
-            .get("client_secret")
+        let secret = form_secret
             .map(str::to_owned)
             .or_else(|| basic.map(|(_, secret)| secret))
             .ok_or_else(|| OAuthFailure::missing("client_assertion' or 'client_secret"))?;
@@ -410,7 +535,8 @@ fn requested_resource(form: &Form, endpoint: Endpoint) -> Result<String, OAuthFa
                     "invalid_scope",
                     70011,
                     format!(
-                        "The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid. Client credential flows must have one scope value with /.default suffixed to the resource identifier (application ID URI)."
+                        "The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope {} is not valid. Client credential flows must have one scope value with /.default suffixed to the resource identifier (application ID URI).",
+                        issuer::bounded_text(scope)
                     ),
                 )),
             }
