@@ -176,6 +176,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         vault_host: Arc::from(public_url.vault_host(&config.dns_suffix).as_str()),
         caches: Arc::new(state::HotCaches::default()),
         leadership: Arc::new(jobs::Leadership::default()),
+        host_contacts: Arc::default(),
     };
     let console = config.console.as_ref().map(|factory| {
         factory(&ListenInfo {
