@@ -161,7 +161,7 @@ async fn bench() {
             .get(format!(
                 "{url}/v1.0/servicePrincipals?$filter=displayName%20eq%20%27ambient-admin%27"
             ))
-            .bearer_auth(&arm)
+            .bearer_auth(token("https://graph.microsoft.com/.default").await)
             .send()
             .await
             .expect("sp")

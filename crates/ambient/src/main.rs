@@ -251,6 +251,11 @@ fn print_dev_banner(running: &server::RunningServer, agent: &agent::RunningAgent
         )?;
         writeln!(text)?;
     }
+    writeln!(text, "The Azure CLI (az, with REQUESTS_CA_BUNDLE exported) uses Ambient after:")?;
+    for line in running.az_setup() {
+        writeln!(text, "  {line}")?;
+    }
+    writeln!(text)?;
     writeln!(
         text,
         "Key Vault names are <vault>.vault.<suffix>; if they do not resolve, add to /etc/hosts:"

@@ -47,6 +47,8 @@ pub struct AppState {
     pub activity_bound: Arc<ActivityBound>,
     /// What the background job keeps of the sign-in and activity logs.
     pub logs: crate::config::LogBounds,
+    /// When each host's last contact was written, to write it at most once a minute.
+    pub host_contacts: Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
 }
 
 /// The flood bound of the activity log's `Failed` events (issue 17): one caller's refused or
@@ -70,7 +72,12 @@ impl Default for ActivityBound {
 
 impl ActivityBound {
     /// Where an event of `caller` with `key` at `time` is counted.
-    pub fn place(&self, caller: &str, key: &str, time: domain::UnixTime) -> domain::aggregate::Slot {
+    pub fn place(
+        &self,
+        caller: &str,
+        key: &str,
+        time: domain::UnixTime,
+    ) -> domain::aggregate::Slot {
         // A panic while holding the lock cannot leave the aggregator half changed in a way that
         // matters: at worst one event is placed in a summary.
         let mut aggregator = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -585,7 +585,22 @@ async fn console_walks_the_seeds_story_in_a_real_browser() {
     // A service principal with a certificate signs in with the file, and the server's RBAC
     // shows through: it holds no role, so it sees no subscription and no directory.
     let client = ambient.client();
-    let admin_token = token;
+    // The directory accepts Graph tokens only (issue 17).
+    let graph: Value = client
+        .post(format!("{base}/{}/oauth2/v2.0/token", ambient.var("AMBIENT_TENANT_ID")))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", admin["appId"].as_str().unwrap()),
+            ("client_secret", admin["password"].as_str().unwrap()),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let admin_token = graph["access_token"].as_str().unwrap();
     let created: Value = client
         .post(format!("{base}/v1.0/servicePrincipals"))
         .bearer_auth(admin_token)

@@ -11,6 +11,8 @@ pub struct Arm {
     client: reqwest::Client,
     base: String,
     token: String,
+    /// A Graph-audience token for the directory (`/v1.0/...`), which refuses management ones.
+    graph_token: String,
     pub subscription: String,
 }
 
@@ -18,27 +20,33 @@ impl Arm {
     /// Signs in with client credentials.
     pub async fn sign_in(ambient: &Ambient, app_id: &str, secret: &str) -> Arm {
         let client = ambient.client();
-        let response = client
-            .post(format!(
-                "{}/{}/oauth2/v2.0/token",
-                ambient.url(),
-                ambient.var("AMBIENT_TENANT_ID")
-            ))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", app_id),
-                ("client_secret", secret),
-                ("scope", "https://management.azure.com/.default"),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let body: Value = response.json().await.unwrap();
+        let url =
+            format!("{}/{}/oauth2/v2.0/token", ambient.url(), ambient.var("AMBIENT_TENANT_ID"));
+        let mut tokens = Vec::new();
+        for scope in
+            ["https://management.azure.com/.default", "https://graph.microsoft.com/.default"]
+        {
+            let response = client
+                .post(&url)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", app_id),
+                    ("client_secret", secret),
+                    ("scope", scope),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            let body: Value = response.json().await.unwrap();
+            tokens.push(body["access_token"].as_str().unwrap().to_owned());
+        }
+        let graph_token = tokens.pop().unwrap();
         Arm {
             client,
             base: ambient.url().to_owned(),
-            token: body["access_token"].as_str().unwrap().to_owned(),
+            token: tokens.pop().unwrap(),
+            graph_token,
             subscription: ambient.var("AMBIENT_SUBSCRIPTION_ID").to_owned(),
         }
     }
@@ -63,7 +71,8 @@ impl Arm {
         } else {
             format!("{}{path}{separator}api-version=2024-11-30", self.base)
         };
-        let mut request = self.client.request(method, url).bearer_auth(&self.token);
+        let token = if path.starts_with("/v1.0/") { &self.graph_token } else { &self.token };
+        let mut request = self.client.request(method, url).bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
         }

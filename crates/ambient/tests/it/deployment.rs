@@ -109,12 +109,24 @@ fn client_via(ca: &Path, address: SocketAddr, names: &[&str]) -> reqwest::Client
     builder.build().unwrap()
 }
 
-/// A client-credential token for the admin of the deployment in `data_dir`, from `base`.
+/// A client-credential management token for the admin of the deployment in `data_dir`, from
+/// `base`.
 async fn admin_token(
     client: &reqwest::Client,
     base: &str,
     data_dir: &Path,
     tenant: &str,
+) -> String {
+    admin_token_for(client, base, data_dir, tenant, "https://management.azure.com/.default").await
+}
+
+/// A client-credential token for `scope` for the admin of the deployment in `data_dir`.
+async fn admin_token_for(
+    client: &reqwest::Client,
+    base: &str,
+    data_dir: &Path,
+    tenant: &str,
+    scope: &str,
 ) -> String {
     let admin: Value =
         serde_json::from_slice(&std::fs::read(data_dir.join("admin.json")).unwrap()).unwrap();
@@ -124,7 +136,7 @@ async fn admin_token(
             ("grant_type", "client_credentials"),
             ("client_id", admin["appId"].as_str().unwrap()),
             ("client_secret", admin["password"].as_str().unwrap()),
-            ("scope", "https://management.azure.com/.default"),
+            ("scope", scope),
         ])
         .send()
         .await
@@ -171,7 +183,7 @@ impl Workload {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !out.exists() {
             assert!(Instant::now() < deadline, "the workload did not answer trigger {n}");
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::park_timeout(Duration::from_millis(50));
         }
         serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap()
     }
@@ -185,7 +197,7 @@ impl Drop for Workload {
             if let Ok(Some(_)) = self.child.try_wait() {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::park_timeout(Duration::from_millis(50));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -438,6 +450,10 @@ async fn two_servers_on_one_database_are_one_deployment_and_the_agent_fails_over
 
     // A token from node A works on node B: both are the issuer the public URL names.
     let token = admin_token(&to_a, &base_a, &dir_a, &tenant).await;
+    // The directory accepts Graph tokens only (issue 17).
+    let graph_token =
+        admin_token_for(&to_a, &base_a, &dir_a, &tenant, "https://graph.microsoft.com/.default")
+            .await;
     let (status, body) = get_json(
         &to_b,
         &format!("{base_b}/subscriptions/{subscription}?api-version=2022-12-01"),
@@ -451,7 +467,7 @@ async fn two_servers_on_one_database_are_one_deployment_and_the_agent_fails_over
     arm_a.put(&arm_a.group("shared"), json!({"location": "westus"})).await;
     let created: Value = to_a
         .post(format!("{base_a}/v1.0/servicePrincipals"))
-        .bearer_auth(&token)
+        .bearer_auth(&graph_token)
         .json(&json!({"displayName": "reader-app"}))
         .send()
         .await
@@ -463,7 +479,7 @@ async fn two_servers_on_one_database_are_one_deployment_and_the_agent_fails_over
     let app_id = created["appId"].as_str().unwrap().to_owned();
     let password: Value = to_a
         .post(format!("{base_a}/v1.0/servicePrincipals/{sp_id}/addPassword"))
-        .bearer_auth(&token)
+        .bearer_auth(&graph_token)
         .json(&json!({}))
         .send()
         .await
@@ -505,7 +521,7 @@ async fn two_servers_on_one_database_are_one_deployment_and_the_agent_fails_over
     let before = jwks_kids(&to_b, &base_b, &tenant).await;
     let rotated = to_a
         .post(format!("{base_a}/v1.0/ambient/signingKeys/rotate"))
-        .bearer_auth(&token)
+        .bearer_auth(&graph_token)
         .json(&json!({}))
         .send()
         .await
@@ -634,6 +650,17 @@ async fn two_servers_on_one_database_are_one_deployment_and_the_agent_fails_over
         "node B ran the background jobs {:?} after node A was killed",
         led_at.duration_since(killed.unwrap())
     );
+    // The surviving node reports when the agent last called (either node may have written it).
+    let host: Value = to_b
+        .get(format!("{base_b}/hosting/hosts/edge-1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(host["lastContact"].as_str().is_some_and(|at| at.ends_with('Z')), "{host}");
     let _ = agent.kill();
     let _ = agent.wait();
     drop(node_b);

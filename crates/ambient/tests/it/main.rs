@@ -2,6 +2,7 @@
 //! generated CA, real SQLite and PostgreSQL. `Ambient` starts a process and kills it on drop.
 
 mod agent;
+mod az;
 mod console;
 mod control_plane;
 mod deployment;
@@ -10,9 +11,8 @@ mod identity;
 mod keyvault;
 mod sts;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_ambient");
@@ -48,8 +48,10 @@ impl Ambient {
             .args(extra)
             .env_remove("AMBIENT_HOME")
             .env("AMBIENT_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            // Files, not pipes: nobody reads a pipe while the test runs, and a process whose
+            // pipe fills up stops answering.
+            .stdout(log_file(data_dir, "stdout.log"))
+            .stderr(log_file(data_dir, "stderr.log"));
         for (name, value) in env {
             command.env(name, value);
         }
@@ -57,9 +59,8 @@ impl Ambient {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !env_path.exists() {
             if let Some(status) = child.try_wait().expect("poll ambient") {
-                let mut stderr = String::new();
-                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
-                    .unwrap();
+                let stderr =
+                    std::fs::read_to_string(data_dir.join("stderr.log")).unwrap_or_default();
                 panic!("ambient exited early ({status}): {stderr}");
             }
             assert!(Instant::now() < deadline, "ambient did not start within 60 s");
@@ -115,11 +116,8 @@ impl Ambient {
             .unwrap();
         assert!(status.success());
         let status = child.wait().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap())
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<_>>();
-        (status, stdout.join("\n"))
+        let stdout = std::fs::read_to_string(self.data_dir.join("stdout.log")).unwrap_or_default();
+        (status, stdout.trim_end().to_owned())
     }
 }
 
@@ -128,8 +126,19 @@ impl Drop for Ambient {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            if std::thread::panicking() {
+                let stderr = std::fs::read(self.data_dir.join("stderr.log")).unwrap_or_default();
+                let tail = String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(4000)..]);
+                eprintln!("--- ambient's stderr ({}), last part:\n{tail}", self.data_dir.display());
+            }
         }
     }
+}
+
+/// A fresh file in `dir` for the process's output (the directory is created if needed).
+fn log_file(dir: &Path, name: &str) -> std::fs::File {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::File::create(dir.join(name)).unwrap()
 }
 
 pub fn parse_env_sh(text: &str) -> Vec<(String, String)> {
@@ -169,18 +178,31 @@ pub fn python() -> PathBuf {
     if let Ok(python) = std::env::var("AMBIENT_E2E_PYTHON") {
         return PathBuf::from(python);
     }
+    venv("e2e-venv", "requirements.txt").join("bin/python")
+}
+
+/// The real Azure CLI (`azure-cli` from PyPI, `tests/e2e/az-requirements.txt`), in a venv of
+/// its own: its pinned management libraries differ from the SDKs the other tests use.
+pub fn az() -> PathBuf {
+    venv("az-venv", "az-requirements.txt").join("bin/az")
+}
+
+/// A venv under the target directory with `tests/e2e/{requirements}` installed, rebuilt when
+/// the requirements change.
+fn venv(name: &str, requirements: &str) -> PathBuf {
     let requirements_path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/requirements.txt");
-    let requirements =
-        std::fs::read_to_string(&requirements_path).expect("read tests/e2e/requirements.txt");
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-venv");
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e").join(requirements);
+    let wanted =
+        std::fs::read_to_string(&requirements_path).expect("read the e2e requirements file");
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     std::fs::create_dir_all(Path::new(env!("CARGO_TARGET_TMPDIR"))).unwrap();
-    let lock = std::fs::File::create(Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-venv.lock"))
-        .unwrap();
+    let lock =
+        std::fs::File::create(Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.lock")))
+            .unwrap();
     lock.lock().expect("lock the venv");
     let stamp = venv.join("requirements.stamp");
     let python = venv.join("bin/python");
-    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(requirements.as_str()) {
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
         let _ = std::fs::remove_dir_all(&venv);
         let status = Command::new("python3")
             .args(["-m", "venv"])
@@ -198,9 +220,9 @@ pub fn python() -> PathBuf {
             "pip install failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        std::fs::write(&stamp, &requirements).unwrap();
+        std::fs::write(&stamp, &wanted).unwrap();
     }
-    python
+    venv
 }
 
 /// Runs `tests/e2e/{script}` with the venv's Python and `env`, and parses the JSON it prints.
