@@ -123,7 +123,11 @@ mod tests {
     use super::*;
 
     fn aggregator() -> Aggregator {
-        Aggregator::new(AggregationPolicy { window_millis: 60_000, per_caller_max: 2, callers_max: 2 })
+        Aggregator::new(AggregationPolicy {
+            window_millis: 60_000,
+            per_caller_max: 2,
+            callers_max: 2,
+        })
     }
 
     fn at(secs: i64) -> UnixTime {
@@ -164,5 +168,30 @@ mod tests {
         }
         assert_eq!(log.callers_held(), 2);
         assert!(log.callers.values().all(|keys| keys.len() <= 2));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_window_holds_a_bounded_number_of_stored_events(
+            events in proptest::collection::vec((0_u8..40, 0_u16..400, 0_i64..60_000), 0..2000),
+        ) {
+            // Whatever callers and keys arrive within one window, they are counted into at
+            // most callers_max × (per_caller_max + 1) + 1 stored events.
+            let policy =
+                AggregationPolicy { window_millis: 60_000, per_caller_max: 3, callers_max: 5 };
+            let mut log = Aggregator::new(policy);
+            let mut stored = HashSet::new();
+            for (caller, key, millis) in events {
+                let slot =
+                    log.place(&caller.to_string(), &key.to_string(), UnixTime::from_millis(millis));
+                let name = match slot.placement {
+                    Placement::Own => format!("own {caller} {key}"),
+                    Placement::CallerSummary => format!("summary {caller}"),
+                    Placement::SharedSummary => "shared".to_owned(),
+                };
+                stored.insert((slot.window, name));
+            }
+            proptest::prop_assert!(stored.len() <= 5 * (3 + 1) + 1, "{}", stored.len());
+        }
     }
 }

@@ -338,4 +338,18 @@ mod tests {
         assert_eq!(vm.ancestors_and_self().len(), 5);
         assert_eq!(vm.ancestors_and_self()[4], vm.key());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_an_id_that_reparses_to_itself_or_an_error(
+            text in "(/(subscriptions|resourceGroups|providers|Microsoft\\.[A-Za-z]{1,8}|[A-Za-z0-9._()~-]{0,12}|-[a-z]{0,3})){0,12}/?|.{0,300}",
+        ) {
+            // Issue 17: hostile resource ids never panic the parser; what parses is stable.
+            if let Ok(id) = ResourceId::parse(&text) {
+                let again = ResourceId::parse(id.as_str());
+                proptest::prop_assert_eq!(again.as_ref().ok(), Some(&id), "{}", text);
+                proptest::prop_assert!(id.as_str().len() <= text.len() + 1);
+            }
+        }
+    }
 }

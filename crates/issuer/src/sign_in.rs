@@ -28,9 +28,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use domain::UnixTime;
 use domain::aggregate::{AggregationPolicy, Aggregator, Placement};
 use domain::limits::{LOG_ID_PREVIEW_CHARS, LOG_TEXT_CHARS_MAX, RESOURCE_ID_CHARS_MAX};
-use domain::UnixTime;
 use serde_json::{Value, json};
 use store::{EventAggregate, EventFilter, NewEventRecord, Store, Write};
 use time::OffsetDateTime;
@@ -245,7 +245,8 @@ impl SignInEvent {
         let host = self.host_id.as_deref().unwrap_or_default();
         let text = |value: &Option<String>| value.clone().unwrap_or_default();
         if self.success {
-            let who = self.principal_id.as_ref().or(self.app_id.as_ref()).cloned().unwrap_or_default();
+            let who =
+                self.principal_id.as_ref().or(self.app_id.as_ref()).cloned().unwrap_or_default();
             let caller = format!("ok\0{}\0{who}\0{host}\0{address}", self.tenant_id);
             let key = format!(
                 "{caller}\0{}\0{}\0{}\0{}\0{}\0{}",
@@ -609,7 +610,10 @@ fn address_group(address: Option<&str>) -> String {
             Some(v4) => v4.to_string(),
             None => {
                 let segments = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", segments[0], segments[1], segments[2], segments[3])
+                format!(
+                    "{:x}:{:x}:{:x}:{:x}::/64",
+                    segments[0], segments[1], segments[2], segments[3]
+                )
             }
         },
         Some(Ok(IpAddr::V4(v4))) => v4.to_string(),

@@ -8,8 +8,8 @@ use domain::Secret;
 use expect_test::expect;
 
 use crate::session::{
-    CsrfError, GRAPH_COOKIE, Principal, SESSION_COOKIE, Session, SessionError, Sessions, VAULT_COOKIE,
-    check_form, cookie_value,
+    CsrfError, GRAPH_COOKIE, Principal, SESSION_COOKIE, Session, SessionError, Sessions,
+    VAULT_COOKIE, check_form, cookie_value,
 };
 
 const NOW: i64 = 1_700_000_000;

@@ -383,7 +383,9 @@ async fn audiences_are_compared_exactly() {
     let fixture = Fixture::new().await;
     let mut options = Options::new(&fixture.issuer);
     let token = fixture.issuer.issue(&mi_request()).unwrap().access_token;
-    for refused in ["https://vault.azure.net/", "https://vault.azure.net//", "https://VAULT.azure.net"] {
+    for refused in
+        ["https://vault.azure.net/", "https://vault.azure.net//", "https://VAULT.azure.net"]
+    {
         options.audiences = vec![refused.to_owned()];
         check_with(
             &fixture.issuer,

@@ -429,8 +429,9 @@ async fn failed_later_migration_keeps_the_adoption(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     migrate_with_old_runner(&db).await;
     let mut migrations: Vec<Migration> = db.history().iter().cloned().collect();
+    let next = migrations.last().expect("a history has migrations").version + 1;
     migrations.push(Migration::new(
-        2,
+        next,
         Cow::Borrowed("broken"),
         MigrationType::Simple,
         "CREATE TABLE half (id BIGINT); SELECT * FROM no_such_table;".into_sql_str(),
@@ -439,7 +440,10 @@ async fn failed_later_migration_keeps_the_adoption(backend: Backend) {
     let broken = Migrator::with_migrations(migrations);
     let error = db.open(&broken).await.err().expect("a failing migration fails the open");
     let message = error.to_string();
-    assert!(message.starts_with("database migration: migration 2 (broken) failed"), "{message}");
+    assert!(
+        message.starts_with(&format!("database migration: migration {next} (broken) failed")),
+        "{message}"
+    );
     assert_eq!(sqlx_record(&db).await, expected_record(db.history()));
     assert!(row_counts(&db).await.iter().all(|(table, _)| table != "half"), "half applied");
     db.open(&with_later_migration(db.history())).await.expect("a good history applies");
@@ -467,10 +471,11 @@ async fn edited_migration_is_refused(backend: Backend) {
 /// Method: migrate with a history that has a later migration, then open with the real one; and
 /// record an unknown version in the previous runner's table of another database.
 async fn newer_database_is_refused(backend: Backend) {
+    let known = SQLITE.iter().count();
     let expected = format!(
-        "database migration: the database has migration 2 applied, which this build does not \
-         know (it knows up to {}): the database is newer than this build; upgrade ambient",
-        SQLITE.iter().count()
+        "database migration: the database has migration {} applied, which this build does not \
+         know (it knows up to {known}): the database is newer than this build; upgrade ambient",
+        known + 1
     );
     let db = TestDatabase::new(backend).await;
     drop(db.open(&with_later_migration(db.history())).await.expect("newer history"));
@@ -480,10 +485,13 @@ async fn newer_database_is_refused(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     migrate_with_old_runner(&db).await;
     with_connection!(db, |conn| {
-        sqlx::query("INSERT INTO ambient_migrations VALUES (2, 'from the future', 0)")
-            .execute(&mut conn)
-            .await
-            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO ambient_migrations VALUES ({}, 'from the future', 0)",
+            known + 1
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     });
     let error = db.open(db.history()).await.err().expect("an unknown old version is refused");
     assert_eq!(error.to_string(), expected);

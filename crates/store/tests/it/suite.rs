@@ -341,8 +341,10 @@ pub async fn aggregated_events_count_into_one_row(db: TestStore) {
             .apply(vec![
                 write(add("a1", "key-a", 3, 1000, 1500)),
                 write(add("b1", "key-b", 1, 1100, 1100)),
-                Write::AppendActivityEvent(event("plain", 1200)),
-                Write::AppendSignInEvent(event("plain", 1200)),
+                match log {
+                    EventLog::Activity => Write::AppendActivityEvent(event("plain", 1200)),
+                    EventLog::SignIn => Write::AppendSignInEvent(event("plain", 1200)),
+                },
             ])
             .await
             .unwrap();
@@ -351,17 +353,21 @@ pub async fn aggregated_events_count_into_one_row(db: TestStore) {
         store.apply(vec![write(add("a3", "key-a", 1, 1700, 1900))]).await.unwrap();
         let (partition, events) = match log {
             EventLog::Activity => {
-                let filter = EventFilter { partition: SUB.to_owned(), limit: 10, ..Default::default() };
+                let filter =
+                    EventFilter { partition: SUB.to_owned(), limit: 10, ..Default::default() };
                 (SUB, store.list_activity_events(&filter).await.unwrap())
             }
             EventLog::SignIn => {
-                let filter = EventFilter { partition: TENANT.to_owned(), limit: 10, ..Default::default() };
+                let filter =
+                    EventFilter { partition: TENANT.to_owned(), limit: 10, ..Default::default() };
                 (TENANT, store.list_sign_in_events(&filter).await.unwrap())
             }
         };
         let rows: Vec<_> = events
             .iter()
-            .map(|e| (e.event_id.as_str(), e.body.as_str(), e.timestamp, e.event_count, e.last_timestamp))
+            .map(|e| {
+                (e.event_id.as_str(), e.body.as_str(), e.timestamp, e.event_count, e.last_timestamp)
+            })
             .collect();
         assert_eq!(
             rows,
