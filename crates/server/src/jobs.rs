@@ -164,8 +164,7 @@ pub(crate) async fn prune_logs(
 ) -> Result<(u64, u64), store::Error> {
     let before = now.minus_secs(bounds.retention_days * 86_400).millis();
     let sign_ins = store.prune_events(store::EventLog::SignIn, before, bounds.events_max).await?;
-    let activity =
-        store.prune_events(store::EventLog::Activity, before, bounds.events_max).await?;
+    let activity = store.prune_events(store::EventLog::Activity, before, bounds.events_max).await?;
     if sign_ins + activity > 0 {
         tracing::info!(sign_ins, activity, "pruned log events past their retention or cap");
     }
@@ -194,7 +193,8 @@ mod tests {
         let clock = FakeClock::new(UnixTime::from_secs(1_704_067_200));
         let log = issuer::SignInLog::start(store.clone());
         let record = |n: usize| {
-            let mut event = issuer::SignInEvent::new(clock.now(), "t", "ServicePrincipal", "clientSecret");
+            let mut event =
+                issuer::SignInEvent::new(clock.now(), "t", "ServicePrincipal", "clientSecret");
             event.resource = Some(format!("https://r{n}"));
             event.principal_id = Some(domain::Guid::new_random().to_string());
             event

@@ -97,26 +97,51 @@ pub async fn commit(
             None => outcome.status.into_response(),
         }),
         Err(error) => {
-            let now = state.clock.now();
-            let failed = activity::failed_event(
-                &operation,
-                error.status.as_u16(),
-                error.code,
-                &issuer::bounded_text(&error.message),
-                now,
-            );
-            let write = Write::AddToActivityAggregate(bounded_failure(
-                context,
-                failed,
-                target,
-                action,
-                (error.status.as_u16(), error.code),
-            ));
-            if let Err(log_error) = state.store.apply(vec![write]).await {
-                tracing::warn!(%log_error, "could not record a failed operation");
-            }
+            record_failure(context, target, action, &error).await;
             Err(error)
         }
+    }
+}
+
+/// Records a refused or failed write as a `Failed` event with its status, code and (bounded)
+/// message, counted into its flood-bounded aggregate ([`bounded_failure`]). A store failure is
+/// logged, not returned: the caller's answer is the write's error.
+pub async fn record_failure(
+    context: &Context,
+    target: &ResourceId,
+    action: &str,
+    error: &ApiError,
+) {
+    let state = &context.state;
+    let subscription = target.subscription_id().unwrap_or_default().to_owned();
+    let operation = Operation {
+        tenant_id: &state.deployment.tenant_id,
+        subscription_id: &subscription,
+        resource_id: target,
+        action,
+        caller_object_id: &context.caller().object_id,
+        caller_app_id: &context.caller().app_id,
+        correlation_id: &context.ids.correlation_id,
+        method: context.method.as_str(),
+        client_ip: &context.client_ip,
+    };
+    let failed = activity::failed_event(
+        &operation,
+        error.status.as_u16(),
+        error.code,
+        &issuer::bounded_text(&error.message),
+        state.clock.now(),
+    );
+    let write = Write::AddToActivityAggregate(bounded_failure(
+        context,
+        failed,
+        target,
+        action,
+        (error.status.as_u16(), error.code),
+    ));
+    context.failure_recorded.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Err(log_error) = state.store.apply(vec![write]).await {
+        tracing::warn!(%log_error, "could not record a failed operation");
     }
 }
 
@@ -131,12 +156,14 @@ fn bounded_failure(
     (status, code): (u16, &str),
 ) -> store::EventAggregate {
     let now = context.state.clock.now();
-    let caller = format!(
-        "{}\0{}",
-        context.caller().object_id,
-        target.subscription_id().unwrap_or_default().to_ascii_lowercase()
+    // The caller is the principal alone: varying the subscription in the path does not buy a
+    // caller more distinct events.
+    let caller = context.caller().object_id.clone();
+    let key = format!(
+        "{caller}\0{}\0{action}\0{}\0{status}\0{code}",
+        target.subscription_id().unwrap_or_default().to_ascii_lowercase(),
+        target.key()
     );
-    let key = format!("{caller}\0{action}\0{}\0{status}\0{code}", target.key());
     let slot = context.state.activity_bound.place(&caller, &key, now);
     let name = match slot.placement {
         Placement::Own => format!("own\0{key}"),
@@ -212,9 +239,8 @@ pub async fn list(context: &Context, scope: &ResourceId) -> Result<Response, Api
             // `properties`.
             if row.event_count > 1 && event["properties"].is_object() {
                 event["properties"]["eventCount"] = json!(row.event_count.to_string());
-                event["properties"]["lastEventTimestamp"] = json!(activity::format_time(
-                    domain::UnixTime::from_millis(row.last_timestamp)
-                ));
+                event["properties"]["lastEventTimestamp"] =
+                    json!(activity::format_time(domain::UnixTime::from_millis(row.last_timestamp)));
             }
             Some(event)
         })

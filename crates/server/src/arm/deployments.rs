@@ -434,6 +434,7 @@ async fn apply_resource(
         ids: context.ids.clone(),
         client_ip: context.client_ip.clone(),
         body: bytes,
+        failure_recorded: Default::default(),
     };
     let response = match route::classify(id.as_str())
         .map_err(|error| ApiError::bad_request("InvalidResourceId", error))?

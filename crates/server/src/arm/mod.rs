@@ -43,6 +43,9 @@ pub struct Context {
     pub ids: RequestIds,
     pub client_ip: String,
     pub body: Bytes,
+    /// Whether a `Failed` activity event was recorded for this request already (by
+    /// `activity::commit`); `dispatch` records one for any other failed write.
+    pub failure_recorded: std::sync::atomic::AtomicBool,
 }
 
 impl Context {
@@ -181,8 +184,19 @@ pub async fn dispatch(
             ids: RequestIds::current(),
             client_ip: peer.ip().to_string(),
             body,
+            failure_recorded: Default::default(),
         };
-        route(&context).await
+        let result = route(&context).await;
+        // Every refused or failed write leaves a `Failed` event (issue 17), also those refused
+        // before they reach `activity::commit` (a malformed body, a refused deployment).
+        if let Err(error) = &result
+            && is_write(&context.method)
+            && !context.failure_recorded.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let (target, action) = write_target(&context);
+            activity::record_failure(&context, &target, &action, error).await;
+        }
+        result
     }
     .await;
     match result {
@@ -266,6 +280,62 @@ async fn route(context: &Context) -> Result<Response, ApiError> {
             catalog::provider(context, subscription.as_deref(), &namespace, &rest)
         }
         ArmPath::Unknown => Err(context.no_route()),
+    }
+}
+
+/// Whether `method` asks for a change (and so is recorded in the activity log).
+fn is_write(method: &Method) -> bool {
+    matches!(*method, Method::PUT | Method::PATCH | Method::POST | Method::DELETE)
+}
+
+/// The scope and action a failed write is recorded under: the resource and its type's action
+/// where the path names one, else the subscription (or the root) and a generic action.
+fn write_target(context: &Context) -> (domain::ResourceId, String) {
+    let verb = match context.method {
+        Method::DELETE => "delete",
+        Method::POST => "action",
+        _ => "write",
+    };
+    let generic = || {
+        let subscription = context
+            .path
+            .split('/')
+            .nth(2)
+            .filter(|_| context.path.to_ascii_lowercase().starts_with("/subscriptions/"))
+            .and_then(|id| domain::ResourceId::subscription(id).ok())
+            .unwrap_or_else(domain::ResourceId::root);
+        (subscription, format!("Microsoft.Resources/{verb}"))
+    };
+    match route::classify(&context.path) {
+        Ok(ArmPath::Group(id) | ArmPath::Resource(id)) => match resources::action_namespace(&id) {
+            Ok(namespace) => (id, format!("{namespace}/{verb}")),
+            Err(_) => (id, format!("Microsoft.Resources/{verb}")),
+        },
+        Ok(ArmPath::Deployments { scope, name, action }) => {
+            let target = name
+                .and_then(|name| {
+                    domain::ResourceId::parse(&format!(
+                        "{scope}/providers/Microsoft.Resources/deployments/{name}"
+                    ))
+                    .ok()
+                })
+                .unwrap_or(scope);
+            let action = match action {
+                Some(action) => format!(
+                    "Microsoft.Resources/deployments/{}/action",
+                    issuer::bounded_text(&action)
+                ),
+                None => format!("Microsoft.Resources/deployments/{verb}"),
+            };
+            (target, action)
+        }
+        Ok(ArmPath::RoleAssignment(scope, _)) => {
+            (scope, format!("Microsoft.Authorization/roleAssignments/{verb}"))
+        }
+        Ok(ArmPath::RoleDefinition(scope, _)) => {
+            (scope, format!("Microsoft.Authorization/roleDefinitions/{verb}"))
+        }
+        _ => generic(),
     }
 }
 

@@ -83,7 +83,7 @@ pub async fn list_groups(context: &Context, subscription: &str) -> Result<Respon
 }
 
 /// The RBAC namespace of a resource type's actions (`{name}/read`, `/write`, `/delete`).
-fn action_namespace(id: &ResourceId) -> Result<&'static str, ApiError> {
+pub(crate) fn action_namespace(id: &ResourceId) -> Result<&'static str, ApiError> {
     match plan::known_type(id) {
         Some(known) if known.kind == Kind::ResourceGroup => Ok(types::RESOURCE_GROUP_ACTIONS),
         Some(known) => Ok(known.name),

@@ -26,7 +26,10 @@ impl Throttle {
     pub fn new(failures_max: u32) -> Throttle {
         Throttle {
             failures_max,
-            counts: TtlCache::new(CLIENT_AUTH_THROTTLE_WINDOW_SECS * 1000, CLIENT_AUTH_THROTTLE_KEYS_MAX),
+            counts: TtlCache::new(
+                CLIENT_AUTH_THROTTLE_WINDOW_SECS * 1000,
+                CLIENT_AUTH_THROTTLE_KEYS_MAX,
+            ),
         }
     }
 

@@ -5,6 +5,7 @@ mod arm;
 mod deployments;
 mod keyvault;
 mod layers;
+mod security;
 
 use serde_json::Value;
 use test_support::TestServer;
