@@ -38,6 +38,11 @@ use crate::upstream::CallError;
 
 /// The legacy App Service protocol version.
 const APP_SERVICE_LEGACY_API_VERSION: &str = "2017-09-01";
+/// The current App Service managed identity protocol version.
+const APP_SERVICE_API_VERSION: &str = "2019-08-01";
+/// Headers a proxy adds; a request carrying any of them is refused (the caller must be local).
+const PROXY_HEADERS: &[&str] =
+    &["forwarded", "x-real-ip", "via", "true-client-ip", "client-ip", "x-client-ip"];
 
 /// What one listener serves.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -211,7 +216,7 @@ impl Endpoint {
         let resource = self.resource()?;
         self.check_not_revoked()?;
         let params = parse(params)?;
-        required(&params, "api-version")?;
+        check_imds_api_version(required(&params, "api-version")?)?;
         let audience = required(&params, "resource")?;
         let (selector, used) = selector(&params, IMDS_SELECTORS)?;
         let identity = resource.select(&selector).ok_or(Refusal::IdentityNotFound)?;
@@ -283,7 +288,11 @@ impl Endpoint {
         check_request(method, headers)?;
         let resource = self.resource()?;
         let params = parse(params)?;
-        let legacy = required(&params, "api-version")? == APP_SERVICE_LEGACY_API_VERSION;
+        let legacy = match required(&params, "api-version")? {
+            APP_SERVICE_LEGACY_API_VERSION => true,
+            APP_SERVICE_API_VERSION => false,
+            _ => return Err(Refusal::InvalidApiVersion),
+        };
         let header_name = if legacy { "secret" } else { "x-identity-header" };
         let presented = headers
             .get(header_name)
@@ -433,13 +442,34 @@ impl Endpoint {
 
 /// Proxied requests and methods other than GET are refused on every path.
 fn check_request(method: &Method, headers: &HeaderMap) -> Result<(), Refusal> {
-    if headers.contains_key("x-forwarded-for") {
+    let proxied = headers.keys().any(|name| {
+        let name = name.as_str();
+        name.starts_with("x-forwarded-") || PROXY_HEADERS.contains(&name)
+    });
+    if proxied {
         return Err(Refusal::ForwardedFor);
     }
     if method != Method::GET {
         return Err(Refusal::MethodNotAllowed);
     }
     Ok(())
+}
+
+/// IMDS versions are dates (`2018-02-01`), some with a suffix (`2021-12-13-preview`); the
+/// SDKs send several, and new ones appear, so any well-formed one is accepted.
+fn check_imds_api_version(version: &str) -> Result<(), Refusal> {
+    let bytes = version.as_bytes();
+    let date = bytes.len() >= 10
+        && bytes[..10].iter().enumerate().all(|(at, byte)| match at {
+            4 | 7 => *byte == b'-',
+            _ => byte.is_ascii_digit(),
+        });
+    let suffix = version.get(10..).unwrap_or_default();
+    let suffix_ok = suffix.is_empty()
+        || ((2..=20).contains(&suffix.len())
+            && suffix.starts_with('-')
+            && suffix[1..].chars().all(|c| c.is_ascii_alphanumeric()));
+    if date && suffix_ok { Ok(()) } else { Err(Refusal::InvalidApiVersion) }
 }
 
 fn check_metadata_header(headers: &HeaderMap) -> Result<(), Refusal> {

@@ -16,8 +16,11 @@ pub(crate) enum Shape {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Refusal {
-    /// The request came through a proxy (`X-Forwarded-For`).
+    /// The request came through a proxy (`X-Forwarded-For`, `Forwarded`, `X-Real-IP`, `Via`,
+    /// or another proxy header).
     ForwardedFor,
+    /// The `api-version` is not one this protocol has.
+    InvalidApiVersion,
     /// Anything but `GET`.
     MethodNotAllowed,
     /// `Metadata: true` missing (also the answer to the bare availability probe).
@@ -66,7 +69,7 @@ impl Refusal {
     /// The IMDS `error` code.
     pub(crate) fn code(&self) -> &'static str {
         match self {
-            Refusal::ForwardedFor => "bad_request",
+            Refusal::ForwardedFor | Refusal::InvalidApiVersion => "bad_request",
             Refusal::MethodNotAllowed => "method_not_allowed",
             Refusal::MissingMetadataHeader => "bad_request_102",
             Refusal::WrongIdentityHeader | Refusal::MissingIdentityHeader => "unauthorized_client",
@@ -82,7 +85,11 @@ impl Refusal {
     pub(crate) fn description(&self) -> String {
         match self {
             Refusal::ForwardedFor => {
-                "requests through a proxy (X-Forwarded-For) are not accepted".to_owned()
+                "requests through a proxy (X-Forwarded-For, Forwarded, X-Real-IP, Via) are not accepted"
+                    .to_owned()
+            }
+            Refusal::InvalidApiVersion => {
+                "Bad request. api-version is invalid or was not specified in the request.".to_owned()
             }
             Refusal::MethodNotAllowed => "only GET is allowed".to_owned(),
             Refusal::MissingMetadataHeader => "Required metadata header not specified".to_owned(),
@@ -113,6 +120,7 @@ impl Refusal {
     pub(crate) fn reason(&self) -> &'static str {
         match self {
             Refusal::ForwardedFor => "forwarded_for",
+            Refusal::InvalidApiVersion => "invalid_api_version",
             Refusal::MethodNotAllowed => "method_not_allowed",
             Refusal::MissingMetadataHeader => "missing_metadata_header",
             Refusal::SeveralResources => "several_resources",

@@ -314,6 +314,67 @@ async fn imds_refuses_proxied_requests_and_methods_other_than_get() {
 }
 
 #[tokio::test]
+async fn imds_refuses_every_proxy_header() {
+    // Issue 17: `Forwarded`, `X-Real-IP` and `Via` were accepted; any proxy header is refused.
+    let setup = setup().await;
+    let url = format!(
+        "{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={VAULT}",
+        setup.base
+    );
+    for (name, value) in [
+        ("Forwarded", "for=10.0.0.1"),
+        ("X-Real-IP", "10.0.0.1"),
+        ("Via", "1.1 proxy"),
+        ("X-Forwarded-Host", "example.com"),
+        ("True-Client-IP", "10.0.0.1"),
+    ] {
+        let proxied = call(Method::GET, &url, &[("Metadata", "true"), (name, value)]).await;
+        proxied.assert_imds_error(400, "bad_request");
+    }
+    assert_eq!(setup.fake.token_request_count(), 0);
+    assert_eq!(call(Method::GET, &url, &[("Metadata", "true")]).await.status, 200);
+}
+
+#[tokio::test]
+async fn imds_and_app_service_refuse_malformed_api_versions() {
+    // Issue 17: `api-version=garbage` was accepted. Every version the SDKs send still works.
+    let setup = setup().await;
+    // Percent-encoded as sent: "2018-02-01-a b" and "ééééé" (ten bytes) among them.
+    for version in [
+        "garbage",
+        "2018-02",
+        "2018-02-01x",
+        "2018-02-01-",
+        "2018-02-01-a%20b",
+        "%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9",
+    ] {
+        let url = format!(
+            "{}/metadata/identity/oauth2/token?api-version={version}&resource={VAULT}",
+            setup.base
+        );
+        let answer = call(Method::GET, &url, &[("Metadata", "true")]).await;
+        answer.assert_imds_error(400, "bad_request");
+        assert!(answer.text.contains("api-version is invalid"), "{}", answer.text);
+    }
+    for version in ["2018-02-01", "2019-08-01", "2021-12-13-preview", "2025-04-07"] {
+        let url = format!(
+            "{}/metadata/identity/oauth2/token?api-version={version}&resource={VAULT}",
+            setup.base
+        );
+        assert_eq!(call(Method::GET, &url, &[("Metadata", "true")]).await.status, 200, "{version}");
+    }
+    let garbage = format!("{}/msi/token?api-version=garbage&resource={VAULT}", setup.base);
+    call(Method::GET, &garbage, &[("X-IDENTITY-HEADER", "header-vm1")])
+        .await
+        .assert_app_service_error(400);
+    let current = format!("{}/msi/token?api-version=2019-08-01&resource={VAULT}", setup.base);
+    assert_eq!(
+        call(Method::GET, &current, &[("X-IDENTITY-HEADER", "header-vm1")]).await.status,
+        200
+    );
+}
+
+#[tokio::test]
 async fn imds_requires_resource_and_at_most_one_selector() {
     let setup = setup().await;
     imds(&setup.base, "").await.assert_imds_error(400, "invalid_request");
