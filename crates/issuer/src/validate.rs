@@ -170,7 +170,7 @@ impl Issuer {
         }
 
         let aud = raw.aud.ok_or(ValidationError::MissingClaim("aud"))?;
-        if !options.audiences.iter().any(|accepted| *accepted == aud) {
+        if !options.audiences.contains(&aud) {
             return Err(ValidationError::WrongAudience);
         }
         let iss = raw.iss.ok_or(ValidationError::MissingClaim("iss"))?;

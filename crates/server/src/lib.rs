@@ -415,5 +415,8 @@ impl RunningServer {
             task.abort();
         }
         self.sign_in_log.flush().await;
+        // Last: SQLite folds its write-ahead log into the database file when the last
+        // connection closes.
+        self.state.store.close().await;
     }
 }

@@ -227,6 +227,10 @@ pub trait Store: Send + Sync + 'static {
     /// writers take turns. Returns how many were deleted.
     async fn prune_events(&self, log: EventLog, before: i64, keep_max: i64) -> Result<u64>;
 
+    /// Closes every connection; SQLite then checkpoints its write-ahead log into the database
+    /// file and removes it. Calls after this fail.
+    async fn close(&self);
+
     /// Records a client-assertion `jti` until `expires_at`. Returns `false` when the same `jti`
     /// was already recorded and has not expired (a replay). Forgets expired entries on the way.
     async fn record_assertion_use(&self, jti_key: &str, expires_at: i64, now: i64) -> Result<bool>;

@@ -949,6 +949,10 @@ macro_rules! store_impl {
                 Ok(query.build_query_as::<EventRecord>().fetch_all(&self.pool).await?)
             }
 
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+
             async fn prune_events(&self, log: EventLog, before: i64, keep_max: i64) -> Result<u64> {
                 let table = match log {
                     EventLog::Activity => "activity_events",

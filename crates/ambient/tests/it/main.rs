@@ -7,6 +7,7 @@ mod console;
 mod control_plane;
 mod deployment;
 mod foundation;
+mod hostile;
 mod identity;
 mod keyvault;
 mod sts;
