@@ -344,14 +344,22 @@ async fn fill(dir: &Path, database: Option<&str>, size: u64) {
                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1) ",
                 "n",
             ) {
-                sqlx::query(sqlx::AssertSqlSafe(statement.clone())).bind(copies).execute(&pool).await.expect(&statement);
+                sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+                    .bind(copies)
+                    .execute(&pool)
+                    .await
+                    .expect(&statement);
             }
             pool.close().await;
         }
         Some(url) => {
             let pool = sqlx::PgPool::connect(url).await.expect("open PostgreSQL");
             for statement in fill_statements("", "generate_series(1, $1::bigint) AS n(i)") {
-                sqlx::query(sqlx::AssertSqlSafe(statement.clone())).bind(copies).execute(&pool).await.expect(&statement);
+                sqlx::query(sqlx::AssertSqlSafe(statement.clone()))
+                    .bind(copies)
+                    .execute(&pool)
+                    .await
+                    .expect(&statement);
                 sqlx::query("ANALYZE").execute(&pool).await.expect("analyze");
             }
             pool.close().await;
