@@ -167,7 +167,10 @@ pub async fn run(command: Command, global: GlobalArgs) -> Result<()> {
         Command::Account(AccountCommand::GetAccessToken(args)) => {
             Printed::plain(get_access_token(args, &global).await?)
         }
-        Command::Ad(command) => Printed::plain(ad::run(command, &global).await?),
+        Command::Ad(command) => {
+            let columns = ad::columns(&command);
+            Printed { value: ad::run(command, &global).await?, columns }
+        }
         Command::TokenKeys(TokenKeysCommand::Rotate { activate_in }) => {
             let client = profile::client(&profile::load(&global.home)?)?;
             Printed::plain(
@@ -368,6 +371,8 @@ mod tests {
             role::ASSIGNMENT_COLUMNS,
             role::DEFINITION_COLUMNS,
             monitor::ACTIVITY_COLUMNS,
+            monitor::SIGN_IN_COLUMNS,
+            ad::SP_COLUMNS,
         ];
         for columns in all {
             for (header, expression) in columns {

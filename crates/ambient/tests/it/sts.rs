@@ -243,7 +243,7 @@ async fn cli_login_tokens_rotation_and_sign_in_log() {
         &[("AMBIENT_HOME", ambient.data_dir.to_str().unwrap())],
     );
     assert_eq!(code, 0);
-    assert!(table.lines().next().unwrap().contains("appId"), "{table}");
+    assert!(table.lines().next().unwrap().contains("AppId"), "{table}");
 
     // Deleting the principal removes it.
     let deleted = run_ambient(
