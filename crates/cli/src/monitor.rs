@@ -161,14 +161,19 @@ pub async fn run(command: MonitorCommand, global: &GlobalArgs) -> Result<Printed
     }
 }
 
-/// Sorts activity-log events newest first, as az lists them; events with the same time stamp
-/// (the two halves of a quick write) keep the later one first.
+/// Sorts activity-log events newest first, as az lists them; of the two halves of a write
+/// stamped with the same time, the outcome comes before the start.
 fn newest_first(events: &mut [Value]) {
-    events.reverse();
-    events.sort_by(|a, b| {
-        let time = |event: &Value| event["eventTimestamp"].as_str().and_then(uniform_time);
-        time(b).cmp(&time(a))
-    });
+    let key = |event: &Value| {
+        let time = event["eventTimestamp"].as_str().and_then(uniform_time);
+        let stage = match event["status"]["value"].as_str() {
+            Some("Started") => 0,
+            Some("Accepted") => 1,
+            _ => 2,
+        };
+        (time, stage)
+    };
+    events.sort_by_key(|event| std::cmp::Reverse(key(event)));
 }
 
 /// The columns of a sign-in worth a table row.

@@ -184,15 +184,16 @@ pub fn uniform_time(text: &str) -> Option<String> {
     parsed.format(&format).ok()
 }
 
-/// `text` cut to `chars_max` characters with `…`: a path (`/subscriptions/...`) keeps its end,
-/// which names the resource, anything else its start.
+/// `text` cut to `chars_max` characters with `…`: a path (`/subscriptions/...`,
+/// `Microsoft.Compute/virtualMachines/write`) keeps its end, which names the resource or the
+/// action; anything else (URLs included) its start.
 fn shorten(text: &str, chars_max: usize) -> String {
     let count = text.chars().count();
     if count <= chars_max {
         return text.to_owned();
     }
     let keep = chars_max - 1;
-    if text.starts_with('/') {
+    if text.contains('/') && !text.contains("://") && !text.contains(' ') {
         let tail: String = text.chars().skip(count - keep).collect();
         format!("…{tail}")
     } else {
@@ -406,6 +407,15 @@ mod tests {
         let cut = shorten(&id, CELL_CHARS_MAX);
         assert_eq!(cut.chars().count(), CELL_CHARS_MAX);
         assert!(cut.starts_with('…') && cut.ends_with("/X/y/name"), "{cut}");
+        let operation = format!(
+            "Microsoft.ManagedIdentity/{}/federatedIdentityCredentials/write",
+            "x".repeat(40)
+        );
+        assert!(
+            shorten(&operation, CELL_CHARS_MAX).ends_with("/federatedIdentityCredentials/write")
+        );
+        let url = format!("https://{}.example.com/path", "x".repeat(60));
+        assert!(shorten(&url, CELL_CHARS_MAX).starts_with("https://xxx"));
         let text = "x".repeat(100);
         assert_eq!(shorten(&text, 10), format!("{}…", "x".repeat(9)));
         assert_eq!(
