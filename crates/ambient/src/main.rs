@@ -232,7 +232,10 @@ fn print_dev_banner(running: &server::RunningServer, agent: &agent::RunningAgent
     }
     println!();
     println!(
-        "Key Vault names are <vault>.vault.<suffix>; if they do not resolve, add to /etc/hosts:"
+        "Key Vault names are <vault>.vault.<suffix>; where they do not resolve, add to /etc/hosts"
+    );
+    println!(
+        "the line `ambient keyvault create` prints for each vault (hosts files have no wildcards), and:"
     );
     println!("  {}", running.hosts_line(&[]));
     println!();
