@@ -142,7 +142,19 @@ async fn serve(mode: server::Mode, args: ServerArgs, global: cli::GlobalArgs) ->
     let master_key = std::env::var("AMBIENT_MASTER_KEY").ok();
     let mut config = server::ServerConfig::resolve(mode, file.overlay(flags), master_key, &cwd)?;
     config.console = Some(console_router());
-    let running = server::start(config).await?;
+    // A first start that fails (a port in use) leaves no empty data directory behind.
+    let data_dir = config.data_dir.clone();
+    let data_dir_existed = data_dir.exists();
+    let running = match server::start(config).await {
+        Ok(running) => running,
+        Err(error) => {
+            if !data_dir_existed {
+                // Removes the directory only if nothing was written into it.
+                let _ = std::fs::remove_dir(&data_dir);
+            }
+            return Err(error.into());
+        }
+    };
     // `ambient dev` runs the agent for host `local` in this process, enrolled through the same
     // protocol as a remote agent.
     let agent = if mode == server::Mode::Dev {

@@ -433,7 +433,17 @@ async fn find_vault(arm: &Arm, name: &str, group: Option<&str>) -> Result<Value>
         .find(|vault| {
             vault["name"].as_str().is_some_and(|vault_name| vault_name.eq_ignore_ascii_case(name))
         })
-        .with_context(|| format!("no vault named {name}"))
+        .with_context(|| vault_not_found(name, group))
+}
+
+/// The error of a vault that is not there, coded and worded as az's.
+fn vault_not_found(name: &str, group: Option<&str>) -> String {
+    match group {
+        Some(group) => format!(
+            "ResourceNotFound: The Resource 'Microsoft.KeyVault/vaults/{name}' under resource group '{group}' was not found."
+        ),
+        None => format!("ResourceNotFound: The Vault '{name}' not found within subscription."),
+    }
 }
 
 #[cfg(test)]
@@ -467,5 +477,13 @@ mod tests {
         assert_eq!(hosts_hint("https://localhost:8443/", "https://localhost:8443"), None);
         let hint = hosts_hint("https://v1.vault.invalid:8443/", "https://127.0.0.1:8443").unwrap();
         assert!(hint.ends_with("\n127.0.0.1 v1.vault.invalid"), "{hint}");
+    }
+
+    #[test]
+    fn a_missing_vault_has_a_code() {
+        expect_test::expect!["ResourceNotFound: The Vault 'nope' not found within subscription."]
+            .assert_eq(&vault_not_found("nope", None));
+        expect_test::expect!["ResourceNotFound: The Resource 'Microsoft.KeyVault/vaults/nope' under resource group 'rg' was not found."]
+            .assert_eq(&vault_not_found("nope", Some("rg")));
     }
 }

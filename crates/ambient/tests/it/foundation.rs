@@ -157,11 +157,16 @@ fn assert_one_error_line(code: i32, stderr: &str, expected: &str) {
 fn a_port_in_use_is_one_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
-    let dir = tempdir("busy");
+    let parent = tempdir("busy");
+    let dir = parent.join(".ambient");
     let (code, _, stderr) =
         run_ambient(&["dev", "--data-dir", dir.to_str().unwrap(), "--listen", &address], &[]);
+    // Issue 15: the cause once, a way out, and no empty data directory left behind.
     assert_one_error_line(code, &stderr, &format!("listen on {address}: Address already in use"));
-    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(stderr.matches("Address already in use").count(), 1, "{stderr}");
+    assert!(stderr.contains("pass --listen 127.0.0.1:0 for a free port"), "{stderr}");
+    assert!(!dir.exists(), "the failed first start left {} behind", dir.display());
+    std::fs::remove_dir_all(&parent).ok();
 }
 
 #[test]
