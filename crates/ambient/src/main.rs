@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use agent::command::{StopSignals, init_tracing};
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -32,6 +32,13 @@ enum Command {
     /// Run the host agent: enroll with a join token, then serve the metadata endpoints for the
     /// resources placed on this host.
     Agent(agent::command::AgentArgs),
+    /// Print a shell completion script, for example `source <(ambient completion bash)` in
+    /// ~/.bashrc.
+    Completion {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     #[command(flatten)]
     Cli(cli::Command),
 }
@@ -81,7 +88,11 @@ struct ServerArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = cli::refine_help(Cli::command()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -103,6 +114,11 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Dev(args) => serve(server::Mode::Dev, args, cli.global).await,
         Command::Server(args) => serve(server::Mode::Server, args, cli.global).await,
         Command::Agent(args) => run_agent(args).await,
+        Command::Completion { shell } => {
+            let mut command = cli::refine_help(Cli::command());
+            clap_complete::generate(shell, &mut command, "ambient", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Cli(command) => cli::run(command, cli.global).await,
     }
 }

@@ -170,6 +170,31 @@ fn a_port_in_use_is_one_clear_error() {
 }
 
 #[test]
+fn completion_scripts_cover_the_commands() {
+    // Goal (issue 15): `ambient completion SHELL` prints a script the shell accepts that knows
+    // the CLI's groups; method: generate each, check bash's syntax with `bash -n`.
+    for (shell, marker) in
+        [("bash", "complete -F"), ("zsh", "#compdef ambient"), ("fish", "complete -c ambient")]
+    {
+        let (code, stdout, stderr) = run_ambient(&["completion", shell], &[]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stdout.contains(marker), "{shell}: {stdout}");
+        for word in ["keyvault", "federated-credential", "activity-log"] {
+            assert!(stdout.contains(word), "{shell} completes {word}");
+        }
+    }
+    let dir = tempdir("completion");
+    let script = dir.join("ambient.bash");
+    std::fs::write(&script, run_ambient(&["completion", "bash"], &[]).1).unwrap();
+    let status = std::process::Command::new("bash").arg("-n").arg(&script).status().unwrap();
+    assert!(status.success(), "bash -n refused the script");
+    let (code, _, stderr) = run_ambient(&["completion", "tcsh"], &[]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("invalid value 'tcsh'"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn an_unusable_data_directory_is_one_clear_error() {
     let dir = tempdir("file");
     let file = dir.join("not-a-dir");
