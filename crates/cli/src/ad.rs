@@ -115,7 +115,7 @@ pub fn columns(command: &AdCommand) -> Option<Columns> {
 pub async fn run(command: AdCommand, global: &GlobalArgs) -> Result<Value> {
     let AdCommand::Sp(command) = command;
     let profile = profile::load(&global.home)?;
-    let client = profile::client(&profile)?;
+    let client = profile::client(&global.home, &profile)?;
     match command {
         SpCommand::CreateForRbac(args) => {
             if args.years == 0 || args.years > 10 {

@@ -22,6 +22,7 @@ mod profile;
 mod query;
 mod role;
 mod run;
+mod token_cache;
 
 use std::path::PathBuf;
 
@@ -209,7 +210,7 @@ pub async fn run(command: Command, global: GlobalArgs) -> Result<()> {
             Printed { value: ad::run(command, &global).await?, columns }
         }
         Command::TokenKeys(TokenKeysCommand::Rotate { activate_in }) => {
-            let client = profile::client(&profile::load(&global.home)?)?;
+            let client = profile::client(&global.home, &profile::load(&global.home)?)?;
             Printed::plain(
                 client
                     .post(
@@ -220,7 +221,7 @@ pub async fn run(command: Command, global: GlobalArgs) -> Result<()> {
             )
         }
         Command::TokenKeys(TokenKeysCommand::List) => {
-            let client = profile::client(&profile::load(&global.home)?)?;
+            let client = profile::client(&global.home, &profile::load(&global.home)?)?;
             Printed::plain(serde_json::Value::Array(
                 client
                     .get("/v1.0/ambient/signingKeys")
@@ -314,7 +315,9 @@ async fn get_access_token(
         (None, None) => client::MANAGEMENT_SCOPE.to_owned(),
     };
     let options = identity::TokenRequestOptions { tenant_id: args.tenant.clone() };
-    let token = profile::credential(&profile)?.get_token(&[scope.as_str()], &options).await?;
+    let token = profile::cached_credential(&global.home, &profile)?
+        .get_token(&[scope.as_str()], &options)
+        .await?;
     let expires = time::OffsetDateTime::from_unix_timestamp(token.expires_on)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let format = time::macros::format_description!(

@@ -102,7 +102,7 @@ pub(crate) const SIGN_IN_COLUMNS: Columns = &[
 pub async fn run(command: MonitorCommand, global: &GlobalArgs) -> Result<Printed> {
     match command {
         MonitorCommand::SignInLog(SignInLogCommand::List { principal, since, top }) => {
-            let client = profile::client(&profile::load(&global.home)?)?;
+            let client = profile::client(&global.home, &profile::load(&global.home)?)?;
             let mut clauses = Vec::new();
             if let Some(principal) = principal {
                 clauses.push(format!("appId eq '{}'", principal.replace('\'', "''")));
