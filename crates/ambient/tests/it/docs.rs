@@ -127,6 +127,8 @@ fn run_script(label: &str, script: &str) -> String {
         output.status
     );
     eprintln!("{stderr}");
+    // The directory holds a virtual environment; keep it only when the script failed.
+    std::fs::remove_dir_all(&dir).ok();
     stdout
 }
 
