@@ -1,5 +1,6 @@
 //! Compute resources (VMs, scale sets, web and function apps, container groups, clusters,
-//! logic apps, storage accounts): the identity block and the host placement.
+//! logic apps, storage accounts): the identity block, the host placement and the Ambient
+//! settings (`properties.ambient`, checked by `crate::workload`).
 
 use serde_json::{Value, json};
 use store::Write;
@@ -93,6 +94,7 @@ pub(super) fn plan(
         ));
     }
     resource.properties.insert("hostId".to_owned(), json!(host));
+    crate::workload::normalize(&mut resource.properties)?;
     if resource.resource_type.name == VIRTUAL_MACHINES {
         let vm_id = existing
             .and_then(|resource| resource.properties.get("vmId").cloned())
