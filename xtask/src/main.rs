@@ -64,8 +64,14 @@ fn gen_roles_options(args: &[String]) -> Option<gen_roles::GenRolesOptions> {
     Some(gen_roles::GenRolesOptions { source_path: source_path?, provenance: provenance? })
 }
 
+/// The workspace being checked. `cargo run` sets `CARGO_MANIFEST_DIR` for the process, which
+/// names the checkout that invoked it even when a shared target directory holds an `xtask`
+/// built from another checkout; the compile-time value is the fallback.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir.parent().expect("xtask lives in the workspace").to_owned()
 }
 
 /// `--fast`: format, lints and unit tests only.

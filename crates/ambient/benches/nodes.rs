@@ -44,7 +44,7 @@ impl Node {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !dir.join("env.sh").exists() {
             assert!(Instant::now() < deadline, "node {name} did not start");
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::park_timeout(Duration::from_millis(50));
         }
         let port: u16 = std::fs::read_to_string(dir.join("listen-port"))
             .expect("listen-port")

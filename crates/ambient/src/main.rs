@@ -226,6 +226,11 @@ fn print_dev_banner(running: &server::RunningServer, agent: &agent::RunningAgent
         );
         println!();
     }
+    println!("The Azure CLI (az, with REQUESTS_CA_BUNDLE exported) uses Ambient after:");
+    for line in running.az_setup() {
+        println!("  {line}");
+    }
+    println!();
     println!(
         "Key Vault names are <vault>.vault.<suffix>; if they do not resolve, add to /etc/hosts:"
     );

@@ -32,6 +32,9 @@ pub struct HostInfo {
     /// When the current client certificate expires (RFC 3339), once enrolled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_expires_on: Option<String>,
+    /// When the host's agent last called the server (RFC 3339, to the minute), once it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_contact: Option<String>,
     /// Ids of the resources placed on the host.
     #[serde(default)]
     pub resources: Vec<String>,

@@ -145,6 +145,16 @@ fn user_identity_id(key: &str) -> Result<ResourceId> {
             format!("'{key}' is not the resource id of a user-assigned identity"),
         )
     };
+    // Not an id at all (a bare name, as `az webapp identity assign --identities NAME` sends):
+    // Azure's own answer.
+    if !key.starts_with("/subscriptions/") && !key.starts_with("/providers/") {
+        return Err(Error::bad_request(
+            "LinkedInvalidPropertyId",
+            format!(
+                "Property id '{key}' at path '' is invalid. Expect fully qualified resource Id that start with '/subscriptions/{{subscriptionId}}' or '/providers/{{resourceProviderNamespace}}/'."
+            ),
+        ));
+    }
     let id = ResourceId::parse(key).map_err(|_| invalid())?;
     if !id.resource_type().is_some_and(|kind| kind.eq_ignore_ascii_case(USER_ASSIGNED_IDENTITY)) {
         return Err(invalid());

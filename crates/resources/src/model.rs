@@ -120,17 +120,15 @@ impl IdentityBlock {
     pub fn from_json(value: &Value) -> Result<IdentityBlock> {
         let corrupt = |what: &str| Error::Corrupt(format!("identity block: {what}"));
         let map = value.as_object().ok_or_else(|| corrupt("not an object"))?;
-        let system = match map.get("principalId").and_then(Value::as_str) {
-            Some(principal_id) => Some(SystemIdentity {
+        let system =
+            map.get("principalId").and_then(Value::as_str).map(|principal_id| SystemIdentity {
                 principal_id: principal_id.to_owned(),
                 tenant_id: map
                     .get("tenantId")
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned(),
-            }),
-            None => None,
-        };
+            });
         let mut user = Vec::new();
         if let Some(users) = map.get("userAssignedIdentities").and_then(Value::as_object) {
             for (id, value) in users {

@@ -15,6 +15,7 @@
 
 mod compute;
 mod federated;
+mod network;
 mod rbac;
 mod user_identity;
 mod vault;
@@ -143,8 +144,8 @@ pub fn put(context: &Context<'_>, rows: &Rows, request: PutRequest<'_>) -> Resul
         .unwrap_or_else(|| "local".to_owned());
     let now = context.now.millis();
     let mut resource = Resource {
-        // ARM keeps the spelling the resource was created with.
-        id: existing.map_or_else(|| id.clone(), |resource| resource.id.clone()),
+        // ARM keeps the spelling the resource was created with, keywords and types canonical.
+        id: existing.map_or_else(|| types::canonical_id(id), |resource| resource.id.clone()),
         subscription_id: subscription.id.clone(),
         resource_type,
         name: existing.map_or_else(|| name.to_owned(), |resource| resource.name.clone()),
@@ -170,7 +171,7 @@ pub fn put(context: &Context<'_>, rows: &Rows, request: PutRequest<'_>) -> Resul
         }
         Kind::FederatedCredential => federated::plan(rows, request, &mut resource, &mut writes)?,
         Kind::Vault => vault::plan(context, rows, &mut resource)?,
-        Kind::Generic => {}
+        Kind::Generic => network::plan(&mut resource),
         Kind::Deployment => {
             return Err(Error::bad_request(
                 "InvalidResourceType",

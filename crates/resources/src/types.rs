@@ -80,6 +80,56 @@ pub fn all() -> &'static [ResourceType] {
     TYPES
 }
 
+/// `id` with ARM's keywords spelled canonically (`subscriptions`, `resourceGroups`,
+/// `providers`) and, for a known type, its namespace and type segments as ARM spells them.
+/// Names keep the case they were given. Clients send the keywords in any case
+/// (`/resourcegroups/`), ARM prints them one way.
+pub fn canonical_id(id: &domain::ResourceId) -> domain::ResourceId {
+    let segments: Vec<&str> = id.as_str().trim_start_matches('/').split('/').collect();
+    let mut out: Vec<String> = Vec::with_capacity(segments.len());
+    let mut index = 0;
+    while index < segments.len() {
+        let segment = segments[index];
+        match segment.to_ascii_lowercase().as_str() {
+            "subscriptions" if index == 0 => out.push("subscriptions".to_owned()),
+            "resourcegroups" if index == 2 => out.push("resourceGroups".to_owned()),
+            "providers" => {
+                out.push("providers".to_owned());
+                // The namespace and type segments that follow: `{ns}/{type}/{name}[/{child}/{name}]`.
+                let rest = &segments[index + 1..];
+                let type_segments: Vec<&str> = rest
+                    .iter()
+                    .enumerate()
+                    .filter(|(at, _)| *at == 0 || at % 2 == 1)
+                    .map(|(_, s)| *s)
+                    .collect();
+                let canonical = lookup(&type_segments.join("/")).map(|known| known.name);
+                let names: Vec<&str> =
+                    canonical.map(|name| name.split('/').collect()).unwrap_or_default();
+                for (at, part) in rest.iter().enumerate() {
+                    let type_index = if at == 0 {
+                        Some(0)
+                    } else if at % 2 == 1 {
+                        Some(at / 2 + 1)
+                    } else {
+                        None
+                    };
+                    match type_index.and_then(|i| names.get(i)) {
+                        Some(name) if name.eq_ignore_ascii_case(part) => {
+                            out.push((*name).to_owned())
+                        }
+                        _ => out.push((*part).to_owned()),
+                    }
+                }
+                break;
+            }
+            _ => out.push(segment.to_owned()),
+        }
+        index += 1;
+    }
+    domain::ResourceId::parse(&format!("/{}", out.join("/"))).unwrap_or_else(|_| id.clone())
+}
+
 /// Checks a resource or group name: 1 to 90 characters of letters, digits, `-`, `_`, `.`,
 /// `(` and `)`, not starting with `-` or `.` and not ending with `.`.
 pub fn check_name(name: &str) -> Result<(), crate::Error> {
@@ -115,6 +165,25 @@ mod tests {
         assert_eq!(lookup(USER_ASSIGNED_IDENTITY).unwrap().kind, Kind::UserAssignedIdentity);
         assert_eq!(lookup("microsoft.network/publicipaddresses").unwrap().kind, Kind::Generic);
         assert!(lookup("Microsoft.Sql/servers").is_none());
+    }
+
+    #[test]
+    fn ids_get_arm_spelling() {
+        let id = domain::ResourceId::parse(
+            "/SUBSCRIPTIONS/s1/resourcegroups/MyGroup/providers/microsoft.compute/virtualmachines/MyVm",
+        )
+        .unwrap();
+        assert_eq!(
+            canonical_id(&id).as_str(),
+            "/subscriptions/s1/resourceGroups/MyGroup/providers/Microsoft.Compute/virtualMachines/MyVm"
+        );
+        let child = domain::ResourceId::parse("/subscriptions/s1/resourcegroups/rg/providers/microsoft.managedidentity/userassignedidentities/id1/federatedidentitycredentials/gh").unwrap();
+        assert_eq!(
+            canonical_id(&child).as_str(),
+            "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1/federatedIdentityCredentials/gh"
+        );
+        let group = domain::ResourceId::parse("/subscriptions/s1/resourcegroups/rg").unwrap();
+        assert_eq!(canonical_id(&group).as_str(), "/subscriptions/s1/resourceGroups/rg");
     }
 
     #[test]

@@ -45,6 +45,18 @@ pub fn router(state: AppState, console: Option<Router>) -> Router {
             "/v1.0/servicePrincipals/{id}/ambient.createCertificate",
             post(directory::create_certificate),
         )
+        .route(
+            "/v1.0/applications",
+            get(directory::applications::list).post(directory::applications::create),
+        )
+        .route(
+            "/v1.0/applications/{id}",
+            get(directory::applications::get).patch(directory::applications::update),
+        )
+        .route("/v1.0/applications/{id}/addPassword", post(directory::add_password))
+        .route("/v1.0/applications/{id}/removePassword", post(directory::remove_credential))
+        .route("/v1.0/directoryObjects/getByIds", post(directory::get_by_ids))
+        .route("/v1.0/users", get(directory::list_users))
         .route("/v1.0/auditLogs/signIns", get(directory::list_sign_ins))
         .route("/v1.0/ambient/signingKeys", get(directory::list_signing_keys))
         .route("/v1.0/ambient/signingKeys/rotate", post(directory::rotate_signing_key))

@@ -176,6 +176,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         vault_host: Arc::from(public_url.vault_host(&config.dns_suffix).as_str()),
         caches: Arc::new(state::HotCaches::default()),
         leadership: Arc::new(jobs::Leadership::default()),
+        host_contacts: Arc::default(),
     };
     let console = config.console.as_ref().map(|factory| {
         factory(&ListenInfo {
@@ -333,6 +334,17 @@ impl RunningServer {
         format!("127.0.0.1 {}", names.join(" "))
     }
 
+    /// The commands that point the Azure CLI at this deployment: endpoint discovery configures
+    /// everything (login endpoint, audiences, Graph, Key Vault suffix); instance discovery has
+    /// to be turned off because MSAL would ask login.microsoftonline.com about any other host.
+    pub fn az_setup(&self) -> Vec<String> {
+        vec![
+            format!("az cloud register -n Ambient --endpoint-resource-manager {}", self.base_url),
+            "az cloud set -n Ambient".to_owned(),
+            "az config set core.instance_discovery=false".to_owned(),
+        ]
+    }
+
     /// The text of `env.sh`.
     pub fn env_script(&self) -> String {
         let mut script = String::from(
@@ -348,6 +360,10 @@ impl RunningServer {
             suffix = self.dns_suffix,
             line = self.hosts_line(&[]),
         ));
+        script.push_str("# The Azure CLI (az) against this deployment:\n");
+        for line in self.az_setup() {
+            script.push_str(&format!("#   {line}\n"));
+        }
         script
     }
 

@@ -41,6 +41,8 @@ pub struct AppState {
     pub caches: Arc<HotCaches>,
     /// Whether this node runs the deployment's background jobs (`jobs.rs`).
     pub leadership: Arc<crate::jobs::Leadership>,
+    /// When each host's last contact was written, to write it at most once a minute.
+    pub host_contacts: Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
 }
 
 /// The hot paths' caches. Every write on this node clears them at once (`AppState::changed`),

@@ -171,7 +171,7 @@ impl Workload {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !out.exists() {
             assert!(Instant::now() < deadline, "the workload did not answer trigger {n}");
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::park_timeout(Duration::from_millis(50));
         }
         serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap()
     }
@@ -185,7 +185,7 @@ impl Drop for Workload {
             if let Ok(Some(_)) = self.child.try_wait() {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::park_timeout(Duration::from_millis(50));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();

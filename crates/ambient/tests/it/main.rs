@@ -2,6 +2,7 @@
 //! generated CA, real SQLite and PostgreSQL. `Ambient` starts a process and kills it on drop.
 
 mod agent;
+mod az;
 mod console;
 mod control_plane;
 mod deployment;
@@ -169,18 +170,31 @@ pub fn python() -> PathBuf {
     if let Ok(python) = std::env::var("AMBIENT_E2E_PYTHON") {
         return PathBuf::from(python);
     }
+    venv("e2e-venv", "requirements.txt").join("bin/python")
+}
+
+/// The real Azure CLI (`azure-cli` from PyPI, `tests/e2e/az-requirements.txt`), in a venv of
+/// its own: its pinned management libraries differ from the SDKs the other tests use.
+pub fn az() -> PathBuf {
+    venv("az-venv", "az-requirements.txt").join("bin/az")
+}
+
+/// A venv under the target directory with `tests/e2e/{requirements}` installed, rebuilt when
+/// the requirements change.
+fn venv(name: &str, requirements: &str) -> PathBuf {
     let requirements_path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/requirements.txt");
-    let requirements =
-        std::fs::read_to_string(&requirements_path).expect("read tests/e2e/requirements.txt");
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-venv");
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e").join(requirements);
+    let wanted =
+        std::fs::read_to_string(&requirements_path).expect("read the e2e requirements file");
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     std::fs::create_dir_all(Path::new(env!("CARGO_TARGET_TMPDIR"))).unwrap();
-    let lock = std::fs::File::create(Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-venv.lock"))
-        .unwrap();
+    let lock =
+        std::fs::File::create(Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.lock")))
+            .unwrap();
     lock.lock().expect("lock the venv");
     let stamp = venv.join("requirements.stamp");
     let python = venv.join("bin/python");
-    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(requirements.as_str()) {
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
         let _ = std::fs::remove_dir_all(&venv);
         let status = Command::new("python3")
             .args(["-m", "venv"])
@@ -198,9 +212,9 @@ pub fn python() -> PathBuf {
             "pip install failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        std::fs::write(&stamp, &requirements).unwrap();
+        std::fs::write(&stamp, &wanted).unwrap();
     }
-    python
+    venv
 }
 
 /// Runs `tests/e2e/{script}` with the venv's Python and `env`, and parses the JSON it prints.

@@ -95,6 +95,13 @@ pub(super) fn plan(
     }
     resource.properties.insert("hostId".to_owned(), json!(host));
     crate::workload::normalize(&mut resource.properties)?;
+    // Write-only secrets of the OS profile are never kept (Azure never returns them either).
+    if let Some(os_profile) =
+        resource.properties.get_mut("osProfile").and_then(Value::as_object_mut)
+    {
+        os_profile.shift_remove("adminPassword");
+        os_profile.shift_remove("customData");
+    }
     if resource.resource_type.name == VIRTUAL_MACHINES {
         let vm_id = existing
             .and_then(|resource| resource.properties.get("vmId").cloned())

@@ -411,7 +411,7 @@ fn generic_types_are_stored_as_sent() {
         false,
         expect![[r#"
             created=true attach=[]
-            PutResource Absent {"id":"~/providers/Microsoft.Network/publicIPAddresses/vm1PublicIP","name":"vm1PublicIP","type":"Microsoft.Network/publicIPAddresses","location":"westus","tags":{},"sku":{"name":"Standard"},"properties":{"publicIPAllocationMethod":"Static","provisioningState":"Succeeded"}}"#]],
+            PutResource Absent {"id":"~/providers/Microsoft.Network/publicIPAddresses/vm1PublicIP","name":"vm1PublicIP","type":"Microsoft.Network/publicIPAddresses","location":"westus","tags":{},"sku":{"name":"Standard"},"properties":{"publicIPAllocationMethod":"Static","ipAddress":"20.174.177.141","provisioningState":"Succeeded"}}"#]],
     );
 }
 

@@ -410,6 +410,20 @@ async fn apply_resource(
     if resource_type.eq_ignore_ascii_case(types::DEPLOYMENT) {
         return nested(context, id, body, depth).await;
     }
+    // An assignment written with the old `properties.scope` form (az vm create --scope) lands
+    // at that scope.
+    let mut id = id.clone();
+    if resource_type.eq_ignore_ascii_case("Microsoft.Authorization/roleAssignments")
+        && let Some(scope) = body["properties"]["scope"].as_str()
+    {
+        let name = id.name().unwrap_or_default().to_owned();
+        id = ResourceId::parse(&format!(
+            "{}/providers/Microsoft.Authorization/roleAssignments/{name}",
+            scope.trim_end_matches('/')
+        ))
+        .map_err(|error| ApiError::bad_request("InvalidRoleAssignmentScope", error.to_string()))?;
+    }
+    let id = &id;
     let bytes = Bytes::from(serde_json::to_vec(body).map_err(ApiError::internal)?);
     let sub = Context {
         state: context.state.clone(),
@@ -726,12 +740,43 @@ async fn what_if(
                 json!({"resourceId": preview.id.as_str(), "changeType": "Create", "after": after})
             }
             Some(before) => {
-                json!({"resourceId": preview.id.as_str(), "changeType": "Modify", "before": before, "after": after, "delta": []})
+                let delta = delta(before, &preview.body);
+                let change_type = if delta.is_empty() { "NoChange" } else { "Modify" };
+                json!({"resourceId": preview.id.as_str(), "changeType": change_type, "before": before, "after": after, "delta": delta})
             }
         };
         changes.push(change);
     }
     Ok(Json(json!({"status": "Succeeded", "properties": {"changes": changes}})).into_response())
+}
+
+/// What-if's delta: the top-level fields of the request whose value is not already what the
+/// resource has (fields the server fills in, such as a principal id, do not count).
+fn delta(before: &Value, requested: &Value) -> Vec<Value> {
+    let Some(requested) = requested.as_object() else { return Vec::new() };
+    requested
+        .iter()
+        .filter(|(field, value)| !within(value, &before[field.as_str()]))
+        .map(|(field, value)| {
+            let previous = &before[field.as_str()];
+            let kind = if previous.is_null() { "Create" } else { "Modify" };
+            json!({"path": field, "propertyChangeType": kind, "before": previous, "after": value})
+        })
+        .collect()
+}
+
+/// Whether `wanted` is already in `actual`: equal scalars, and objects whose every field is.
+fn within(wanted: &Value, actual: &Value) -> bool {
+    match (wanted, actual) {
+        (Value::Object(wanted), Value::Object(actual)) => wanted.iter().all(|(key, value)| {
+            value.is_null() || actual.get(key).is_some_and(|other| within(value, other))
+        }),
+        (Value::Array(wanted), Value::Array(actual)) => {
+            wanted.len() == actual.len() && wanted.iter().zip(actual).all(|(a, b)| within(a, b))
+        }
+        (Value::String(wanted), Value::String(actual)) => wanted.eq_ignore_ascii_case(actual),
+        (wanted, actual) => wanted == actual,
+    }
 }
 
 fn template_error(error: resources::template::TemplateError) -> ApiError {

@@ -192,6 +192,11 @@ pub async fn dispatch(
 }
 
 async fn route(context: &Context) -> Result<Response, ApiError> {
+    if context.method == Method::POST
+        && let Some(answer) = catalog::post_action(context).await
+    {
+        return answer;
+    }
     let path = route::classify(&context.path)
         .map_err(|error| ApiError::bad_request("InvalidResourceId", error))?;
     match path {

@@ -110,7 +110,21 @@ pub async fn operate(context: &Context, id: &ResourceId) -> Result<Response, Api
             if context.method == Method::HEAD {
                 return Ok(StatusCode::NO_CONTENT.into_response());
             }
-            Ok(Json(resource.render(&context.state.vault_host)).into_response())
+            let mut body = resource.render(&context.state.vault_host);
+            let expand = context.query("$expand").unwrap_or_default().to_ascii_lowercase();
+            if resource.resource_type.name == "Microsoft.Compute/virtualMachines"
+                && expand.contains("instanceview")
+            {
+                // Ambient runs no machines: a VM is as its host's agent serves it, running.
+                body["properties"]["instanceView"] = json!({
+                    "computerName": resource.name,
+                    "statuses": [
+                        {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded"},
+                        {"code": "PowerState/running", "level": "Info", "displayStatus": "VM running"},
+                    ],
+                });
+            }
+            Ok(Json(body).into_response())
         }
         Method::PUT | Method::PATCH => put(context, id, &format!("{namespace}/write")).await,
         Method::DELETE => delete(context, id, &format!("{namespace}/delete")).await,
@@ -150,7 +164,12 @@ pub async fn put(context: &Context, id: &ResourceId, action: &str) -> Result<Res
                 ));
             }
         }
-        let status = if plan.created { StatusCode::CREATED } else { StatusCode::OK };
+        // App Service answers a create with 200 (its clients refuse 201).
+        let app_service = id
+            .resource_type()
+            .is_some_and(|kind| kind.to_ascii_lowercase().starts_with("microsoft.web/"));
+        let status =
+            if plan.created && !app_service { StatusCode::CREATED } else { StatusCode::OK };
         let body = plan
             .resource
             .as_ref()

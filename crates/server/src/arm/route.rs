@@ -127,6 +127,19 @@ pub fn classify(path: &str) -> Result<ArmPath, String> {
         ["subscriptions", _, "resources"] => {
             ArmPath::Resources { subscription: segments[1].to_owned(), group: None }
         }
+        // The short form of deployment paths older clients use (`.../resourcegroups/{g}/
+        // deployments/{name}[/operations]`), as ARM accepts it.
+        ["subscriptions", _, "resourcegroups", _, "deployments", ..]
+        | ["subscriptions", _, "deployments", ..] => {
+            let at = lowered.iter().position(|segment| segment == "deployments").unwrap_or(0);
+            let scope = parse_id(&format!("/{}", segments[..at].join("/")))?;
+            let rest = &segments[at + 1..];
+            ArmPath::Deployments {
+                scope,
+                name: rest.first().map(|name| (*name).to_owned()),
+                action: (rest.len() > 1).then(|| rest[1..].join("/")),
+            }
+        }
         ["subscriptions", _, "resourcegroups", _, "resources"] => ArmPath::Resources {
             subscription: segments[1].to_owned(),
             group: Some(segments[3].to_owned()),

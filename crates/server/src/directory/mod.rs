@@ -8,7 +8,9 @@
 //! `Microsoft.Directory/signInLogs/read` and `Microsoft.Directory/signingKeys/rotate/action`.
 //! Managed identities appear in the listing but their lifecycle belongs to their resources.
 
+pub mod applications;
 mod clients;
+mod filter;
 
 pub use crate::directory::clients::{ClientEntry, Directory, PrincipalKind};
 
@@ -33,7 +35,11 @@ use crate::time_format::{parse_rfc3339, rfc3339};
 
 // --- Graph-shaped API -----------------------------------------------------------------------
 
-async fn caller(state: &AppState, headers: &HeaderMap, action: &str) -> Result<Caller, ApiError> {
+pub(crate) async fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    action: &str,
+) -> Result<Caller, ApiError> {
     let caller = authenticate(state, headers, &management_audiences(state))?;
     authorize(state, &caller, action, ActionKind::Control, &ResourceId::root()).await?;
     Ok(caller)
@@ -42,7 +48,7 @@ async fn caller(state: &AppState, headers: &HeaderMap, action: &str) -> Result<C
 #[derive(Deserialize)]
 pub struct ListQuery {
     #[serde(rename = "$filter")]
-    filter: Option<String>,
+    pub(crate) filter: Option<String>,
 }
 
 pub async fn list_service_principals(
@@ -51,27 +57,11 @@ pub async fn list_service_principals(
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
     caller(&state, &headers, "Microsoft.Directory/servicePrincipals/read").await?;
-    let filter = query.filter.as_deref().map(parse_eq_filter).transpose()?;
+    let filter = parse_filter(query.filter.as_deref())?;
     let mut value = Vec::new();
     for principal in state.store.list_principals(None).await? {
-        if principal.kind == "User" {
+        if principal.kind == "User" || !filter.matches(&principal_fields(&principal)) {
             continue;
-        }
-        if let Some((field, wanted)) = &filter {
-            let actual = match field.as_str() {
-                "displayname" => &principal.display_name,
-                "appid" => &principal.app_id,
-                "id" => &principal.object_id,
-                _ => {
-                    return Err(ApiError::bad_request(
-                        "Request_UnsupportedQuery",
-                        format!("unsupported filter field '{field}'"),
-                    ));
-                }
-            };
-            if !actual.eq_ignore_ascii_case(wanted) {
-                continue;
-            }
         }
         let credentials = state.store.list_credentials(&principal.object_id).await?;
         value.push(service_principal_json(&state, &principal, &credentials));
@@ -79,7 +69,30 @@ pub async fn list_service_principals(
     Ok(Json(json!({"@odata.context": format!("{}/v1.0/$metadata#servicePrincipals", state.base_url), "value": value})).into_response())
 }
 
-/// `field eq 'value'`, the one OData filter shape the directory supports.
+/// The fields a `$filter` may name on a service principal.
+fn principal_fields(principal: &PrincipalRecord) -> Vec<(&'static str, Vec<&str>)> {
+    let kind = if principal.kind == "ManagedIdentity" { "ManagedIdentity" } else { "Application" };
+    let mut names = vec![principal.app_id.as_str()];
+    names.extend(principal.managed_by_key.as_deref());
+    vec![
+        ("displayname", vec![principal.display_name.as_str()]),
+        ("appid", vec![principal.app_id.as_str()]),
+        ("id", vec![principal.object_id.as_str()]),
+        ("serviceprincipaltype", vec![kind]),
+        ("serviceprincipalnames", names),
+    ]
+}
+
+/// A `$filter`, or Graph's error for one it does not understand.
+pub(crate) fn parse_filter(text: Option<&str>) -> Result<filter::Filter, ApiError> {
+    match text {
+        None => Ok(filter::Filter::default()),
+        Some(text) => filter::Filter::parse(text)
+            .map_err(|message| ApiError::bad_request("Request_UnsupportedQuery", message)),
+    }
+}
+
+/// `field eq 'value'`, the one OData filter shape the sign-in log supports.
 fn parse_eq_filter(filter: &str) -> Result<(String, String), ApiError> {
     let unsupported = || {
         ApiError::bad_request("Request_UnsupportedQuery", format!("unsupported $filter: {filter}"))
@@ -96,7 +109,11 @@ fn parse_eq_filter(filter: &str) -> Result<(String, String), ApiError> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateServicePrincipal {
-    display_name: String,
+    display_name: Option<String>,
+    /// Graph's form: the service principal of an application created before
+    /// (`POST /v1.0/applications`). In Ambient an application and its service principal are one
+    /// principal, so this answers that principal.
+    app_id: Option<String>,
 }
 
 pub async fn create_service_principal(
@@ -106,7 +123,30 @@ pub async fn create_service_principal(
 ) -> Result<Response, ApiError> {
     caller(&state, &headers, "Microsoft.Directory/servicePrincipals/write").await?;
     let request: CreateServicePrincipal = json_body(&body)?;
-    let display_name = request.display_name.trim();
+    if let Some(app_id) = &request.app_id {
+        let principal = state.store.get_principal_by_app_id(&app_id.to_ascii_lowercase()).await?.ok_or_else(|| {
+            ApiError::bad_request(
+                "Request_BadRequest",
+                format!("The appId '{app_id}' of the service principal does not reference a valid application object."),
+            )
+        })?;
+        let credentials = state.store.list_credentials(&principal.object_id).await?;
+        return Ok((
+            StatusCode::CREATED,
+            Json(service_principal_json(&state, &principal, &credentials)),
+        )
+            .into_response());
+    }
+    let display_name = request.display_name.as_deref().unwrap_or_default().trim();
+    let principal = new_principal(&state, display_name).await?;
+    Ok((StatusCode::CREATED, Json(service_principal_json(&state, &principal, &[]))).into_response())
+}
+
+/// Creates a service principal (with its application) named `display_name`.
+pub(crate) async fn new_principal(
+    state: &AppState,
+    display_name: &str,
+) -> Result<PrincipalRecord, ApiError> {
     if display_name.is_empty() || display_name.len() > 256 {
         return Err(ApiError::bad_request(
             "Request_BadRequest",
@@ -127,7 +167,44 @@ pub async fn create_service_principal(
     state.store.apply(vec![Write::PutPrincipal(principal.clone())]).await?;
     state.changed();
     tracing::info!(app_id = %principal.app_id, "created service principal");
-    Ok((StatusCode::CREATED, Json(service_principal_json(&state, &principal, &[]))).into_response())
+    Ok(principal)
+}
+
+/// `POST /v1.0/directoryObjects/getByIds`: the service principals among `ids`, typed as Graph
+/// types them (`@odata.type`), for clients that resolve object ids to names and kinds.
+pub async fn get_by_ids(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    caller(&state, &headers, "Microsoft.Directory/servicePrincipals/read").await?;
+    let request: Value = json_body(&body)?;
+    let ids = request["ids"].as_array().cloned().unwrap_or_default();
+    if ids.len() > 1000 {
+        return Err(ApiError::bad_request("Request_BadRequest", "at most 1000 ids"));
+    }
+    let mut value = Vec::new();
+    for id in ids.iter().filter_map(Value::as_str) {
+        if let Some(principal) = state.store.get_principal(&id.to_ascii_lowercase()).await? {
+            let credentials = state.store.list_credentials(&principal.object_id).await?;
+            let mut object = service_principal_json(&state, &principal, &credentials);
+            object["@odata.type"] = json!("#microsoft.graph.servicePrincipal");
+            value.push(object);
+        }
+    }
+    Ok(Json(json!({"@odata.context": format!("{}/v1.0/$metadata#directoryObjects", state.base_url), "value": value})).into_response())
+}
+
+/// `GET /v1.0/users`: Ambient has no users, only service principals.
+pub async fn list_users(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    caller(&state, &headers, "Microsoft.Directory/servicePrincipals/read").await?;
+    Ok(Json(
+        json!({"@odata.context": format!("{}/v1.0/$metadata#users", state.base_url), "value": []}),
+    )
+    .into_response())
 }
 
 pub async fn get_service_principal(
@@ -455,7 +532,7 @@ pub async fn list_signing_keys(
 
 // --- Helpers ---------------------------------------------------------------------------------
 
-fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|error| {
         ApiError::bad_request(
             "Request_BadRequest",
@@ -485,7 +562,10 @@ async fn credential_target(
 }
 
 /// By object id or app id.
-async fn find_principal(state: &AppState, id: &str) -> Result<PrincipalRecord, ApiError> {
+pub(crate) async fn find_principal(
+    state: &AppState,
+    id: &str,
+) -> Result<PrincipalRecord, ApiError> {
     if let Some(principal) = state.store.get_principal(&id.to_ascii_lowercase()).await? {
         return Ok(principal);
     }
@@ -524,7 +604,7 @@ fn service_principal_json(
         "servicePrincipalType": if managed { "ManagedIdentity" } else { "Application" },
         "accountEnabled": principal.enabled,
         "appOwnerOrganizationId": state.deployment.tenant_id,
-        "servicePrincipalNames": [principal.app_id],
+        "servicePrincipalNames": service_principal_names(principal),
         "alternativeNames": principal.managed_by_key.iter().collect::<Vec<_>>(),
         "createdDateTime": rfc3339(domain::UnixTime::from_millis(principal.created_at)),
         "passwordCredentials": credentials.iter().filter(|c| c.kind == "secret").map(password_json).collect::<Vec<_>>(),
@@ -532,7 +612,16 @@ fn service_principal_json(
     })
 }
 
-fn password_json(credential: &CredentialRecord) -> Value {
+/// The app id, and for a managed identity the resource it belongs to (as Azure lists it).
+fn service_principal_names(principal: &PrincipalRecord) -> Vec<String> {
+    let mut names = vec![principal.app_id.clone()];
+    if let Some(resource) = &principal.managed_by_key {
+        names.push(format!("https://identity.azure.net/{resource}"));
+    }
+    names
+}
+
+pub(crate) fn password_json(credential: &CredentialRecord) -> Value {
     json!({
         "keyId": credential.id,
         "displayName": credential.display_name,
@@ -543,7 +632,7 @@ fn password_json(credential: &CredentialRecord) -> Value {
     })
 }
 
-fn key_json(credential: &CredentialRecord) -> Value {
+pub(crate) fn key_json(credential: &CredentialRecord) -> Value {
     json!({
         "keyId": credential.id,
         "displayName": credential.display_name,

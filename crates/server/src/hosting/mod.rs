@@ -147,12 +147,19 @@ async fn host_info(state: &AppState, host: &HostRecord) -> Result<HostInfo, ApiE
         }
     }
     let resources = placed.iter().map(|resource| resource.id.as_str().to_owned()).collect();
+    let last_contact = state
+        .store
+        .get_setting(&format!("{LAST_CONTACT_SETTING_PREFIX}{}", host.id))
+        .await?
+        .and_then(|millis| millis.parse::<i64>().ok())
+        .map(|millis| rfc3339(domain::UnixTime::from_millis(millis)));
     Ok(HostInfo {
         name: host.id.clone(),
         state: host.state.clone(),
         certificate_expires_on: host
             .certificate_not_after
             .map(|at| rfc3339(domain::UnixTime::from_millis(at))),
+        last_contact,
         resources,
         faults: stored_faults.host,
         resource_faults,
@@ -391,7 +398,40 @@ async fn agent_host(
     if host.state != "active" {
         return Err(unauthenticated());
     }
+    touch(state, &host.id).await;
     Ok(host)
+}
+
+/// How often a host's last contact is written (every call refreshes it in memory).
+const LAST_CONTACT_WRITE_MILLIS: i64 = 60_000;
+const LAST_CONTACT_SETTING_PREFIX: &str = "host-seen/";
+
+/// Records that `host`'s agent called, at most once a minute per host and node.
+async fn touch(state: &AppState, host: &str) {
+    let now = state.clock.now().millis();
+    let due = {
+        let mut seen =
+            state.host_contacts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let last = seen.get(host).copied().unwrap_or(i64::MIN);
+        if now - last >= LAST_CONTACT_WRITE_MILLIS {
+            if seen.len() >= 100_000 {
+                seen.clear();
+            }
+            seen.insert(host.to_owned(), now);
+            true
+        } else {
+            false
+        }
+    };
+    if due {
+        let write = Write::PutSetting {
+            name: format!("{LAST_CONTACT_SETTING_PREFIX}{host}"),
+            value: now.to_string(),
+        };
+        if let Err(error) = state.store.apply(vec![write]).await {
+            tracing::debug!(%error, host, "could not record the host's last contact");
+        }
+    }
 }
 
 // --- Watch and status -----------------------------------------------------------------------

@@ -146,3 +146,58 @@ async fn a_failed_resource_fails_the_deployment_and_keeps_what_succeeded() {
     assert_eq!(error["error"]["code"], "InvalidTemplate");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_subscription_deployment_creates_a_group_and_deploys_into_it() {
+    let server = server().await;
+    let subscription = format!("/subscriptions/{}", server.subscription_id());
+    let template = json!({
+        "$schema": "https://schema.management.azure.com/schemas/2018-05-01/subscriptionDeploymentTemplate.json#",
+        "contentVersion": "1.0.0.0",
+        "parameters": {"groupName": {"type": "string"}},
+        "resources": [
+            {"type": "Microsoft.Resources/resourceGroups", "apiVersion": "2022-09-01", "name": "[parameters('groupName')]", "location": "westus"},
+            {
+                "type": "Microsoft.Resources/deployments", "apiVersion": "2022-09-01", "name": "inner",
+                "resourceGroup": "[parameters('groupName')]",
+                "dependsOn": ["[subscriptionResourceId('Microsoft.Resources/resourceGroups', parameters('groupName'))]"],
+                "properties": {
+                    "mode": "Incremental",
+                    "template": {
+                        "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+                        "contentVersion": "1.0.0.0",
+                        "resources": [{"type": "Microsoft.ManagedIdentity/userAssignedIdentities", "apiVersion": "2023-01-31", "name": "nested-id", "location": "westus"}]
+                    }
+                }
+            }
+        ]
+    });
+    let deployment = format!(
+        "{subscription}/providers/Microsoft.Resources/deployments/sub1?api-version=2025-04-01"
+    );
+    let body = json!({"location": "westus", "properties": {"mode": "Incremental", "template": template, "parameters": {"groupName": {"value": "made-by-template"}}}});
+    let (status, result, _) = arm(&server, Method::PUT, &deployment, Some(body)).await;
+    assert_eq!(status, 201, "{result}");
+    assert_eq!(result["properties"]["provisioningState"], "Succeeded", "{result}");
+    let (status, identity, _) = arm(
+        &server,
+        Method::GET,
+        &format!(
+            "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/nested-id",
+            group(&server, "made-by-template")
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{identity}");
+    // A subscription deployment needs a location.
+    let (status, error, _) = arm(
+        &server,
+        Method::PUT,
+        &deployment,
+        Some(json!({"properties": {"mode": "Incremental", "template": {"resources": []}}})),
+    )
+    .await;
+    assert_eq!((status, error["error"]["code"].as_str()), (400, Some("LocationRequired")));
+    server.stop().await;
+}
