@@ -634,6 +634,17 @@ async fn two_servers_on_one_database_are_one_deployment_and_the_agent_fails_over
         "node B ran the background jobs {:?} after node A was killed",
         led_at.duration_since(killed.unwrap())
     );
+    // The surviving node reports when the agent last called (either node may have written it).
+    let host: Value = to_b
+        .get(format!("{base_b}/hosting/hosts/edge-1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(host["lastContact"].as_str().is_some_and(|at| at.ends_with('Z')), "{host}");
     let _ = agent.kill();
     let _ = agent.wait();
     drop(node_b);

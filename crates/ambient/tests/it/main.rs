@@ -11,9 +11,8 @@ mod identity;
 mod keyvault;
 mod sts;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_ambient");
@@ -49,8 +48,10 @@ impl Ambient {
             .args(extra)
             .env_remove("AMBIENT_HOME")
             .env("AMBIENT_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            // Files, not pipes: nobody reads a pipe while the test runs, and a process whose
+            // pipe fills up stops answering.
+            .stdout(log_file(data_dir, "stdout.log"))
+            .stderr(log_file(data_dir, "stderr.log"));
         for (name, value) in env {
             command.env(name, value);
         }
@@ -58,9 +59,8 @@ impl Ambient {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !env_path.exists() {
             if let Some(status) = child.try_wait().expect("poll ambient") {
-                let mut stderr = String::new();
-                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
-                    .unwrap();
+                let stderr =
+                    std::fs::read_to_string(data_dir.join("stderr.log")).unwrap_or_default();
                 panic!("ambient exited early ({status}): {stderr}");
             }
             assert!(Instant::now() < deadline, "ambient did not start within 60 s");
@@ -116,11 +116,8 @@ impl Ambient {
             .unwrap();
         assert!(status.success());
         let status = child.wait().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap())
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<_>>();
-        (status, stdout.join("\n"))
+        let stdout = std::fs::read_to_string(self.data_dir.join("stdout.log")).unwrap_or_default();
+        (status, stdout.trim_end().to_owned())
     }
 }
 
@@ -129,8 +126,19 @@ impl Drop for Ambient {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            if std::thread::panicking() {
+                let stderr = std::fs::read(self.data_dir.join("stderr.log")).unwrap_or_default();
+                let tail = String::from_utf8_lossy(&stderr[stderr.len().saturating_sub(4000)..]);
+                eprintln!("--- ambient's stderr ({}), last part:\n{tail}", self.data_dir.display());
+            }
         }
     }
+}
+
+/// A fresh file in `dir` for the process's output (the directory is created if needed).
+fn log_file(dir: &Path, name: &str) -> std::fs::File {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::File::create(dir.join(name)).unwrap()
 }
 
 pub fn parse_env_sh(text: &str) -> Vec<(String, String)> {

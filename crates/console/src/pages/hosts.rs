@@ -1,11 +1,8 @@
-//! Hosts: each host's state, its agent's certificate expiry and last token request, the
-//! resources placed on it, a join token for a new host (shown once), and revocation.
+//! Hosts: each host's state, its agent's certificate expiry and last contact, the resources
+//! placed on it, a join token for a new host (shown once), and revocation.
 //!
 //! API calls: `GET /hosting/hosts`, `PUT /hosting/hosts/{name}` (a join token),
-//! `POST /hosting/hosts/{name}/revoke`, and `GET /v1.0/auditLogs/signIns` for the agents' last
-//! token requests (the hosting API does not report an agent's last contact).
-
-use std::collections::HashMap;
+//! `POST /hosting/hosts/{name}/revoke`.
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -15,7 +12,6 @@ use maud::html;
 use serde_json::Value;
 
 use crate::html::{self, Nav, link};
-use crate::pages::logs::sign_in_events;
 use crate::pages::{NoticeQuery, notice_text};
 use crate::session::Session;
 use crate::web::{App, Ctx, Form, see_other};
@@ -27,21 +23,10 @@ pub async fn list(
     Query(query): Query<NoticeQuery>,
 ) -> Response {
     let ctx = Ctx::new(app, session);
-    let since = ctx.app.now() - 86_400;
-    let (hosts, sign_ins) =
-        tokio::join!(ctx.list("/hosting/hosts"), sign_in_events(&ctx, since, None, None));
-    let hosts = match hosts {
+    let hosts = match ctx.list("/hosting/hosts").await {
         Ok(hosts) => hosts,
         Err(error) => return ctx.failed(&error, &link("/", &[])),
     };
-    // Newest first, so the first event seen per host is its last.
-    let mut last_contact: HashMap<String, String> = HashMap::new();
-    for event in sign_ins.iter().flatten() {
-        let host = html::text(event, "/hostId");
-        if !host.is_empty() && !last_contact.contains_key(host) {
-            last_contact.insert(host.to_owned(), html::text(event, "/createdDateTime").to_owned());
-        }
-    }
     let body = html! {
         (html::notice(notice_text(query.notice.as_deref())))
         p.muted {
@@ -50,7 +35,7 @@ pub async fn list(
         }
         div.table-wrap {
             table #hosts {
-                thead { tr { th { "Host" } th { "State" } th { "Certificate expires" } th { "Last token request (24 h)" } th { "Resources" } th { span.sr { "Actions" } } } }
+                thead { tr { th { "Host" } th { "State" } th { "Certificate expires" } th { "Last contact" } th { "Resources" } th { span.sr { "Actions" } } } }
                 tbody {
                     @for host in &hosts {
                         @let name = html::text(host, "/name");
@@ -65,7 +50,7 @@ pub async fn list(
                                 }
                             }
                             td { (host["certificateExpiresOn"].as_str().map_or_else(html::dash, |at| html! { (html::api_time(at)) })) }
-                            td { (last_contact.get(name).map_or_else(html::dash, |at| html! { (html::api_time(at)) })) }
+                            td { (host["lastContact"].as_str().map_or_else(html::dash, |at| html! { (html::api_time(at)) })) }
                             td {
                                 ul.plain {
                                     @for resource in host["resources"].as_array().into_iter().flatten().filter_map(Value::as_str) {
@@ -88,7 +73,6 @@ pub async fn list(
             }
             @if hosts.is_empty() { p.empty { "No hosts." } }
         }
-        @if let Err(error) = &sign_ins { (html::api_error(error)) }
         h2 { "Add a host" }
         form.row.card method="post" action=(link("/hosts/join", &[])) {
             (html::csrf_field(&ctx.session))

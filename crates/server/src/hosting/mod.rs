@@ -412,8 +412,8 @@ async fn touch(state: &AppState, host: &str) {
     let due = {
         let mut seen =
             state.host_contacts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let last = seen.get(host).copied().unwrap_or(i64::MIN);
-        if now - last >= LAST_CONTACT_WRITE_MILLIS {
+        let last = seen.get(host).copied();
+        if last.is_none_or(|last| now.saturating_sub(last) >= LAST_CONTACT_WRITE_MILLIS) {
             if seen.len() >= 100_000 {
                 seen.clear();
             }
