@@ -39,6 +39,7 @@ pub mod command;
 mod cache;
 mod credentials;
 mod endpoint;
+mod faults;
 mod files;
 mod rate_limit;
 mod refusal;

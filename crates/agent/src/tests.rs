@@ -128,6 +128,9 @@ fn vm(name: &str, system: bool, users: &[usize]) -> HostedResource {
         identity_header: format!("header-{name}"),
         system: system.then(|| system_identity(name)),
         user: users.iter().map(|n| user_identity(*n)).collect(),
+        identity_flavour: None,
+        workload_selectors: None,
+        faults: None,
     }
 }
 

@@ -97,8 +97,14 @@ impl WatchContext {
     /// Installs `assignments` and opens and closes listeners to match. False when a listener
     /// could not be opened (to be retried).
     async fn apply(&self, assignments: Assignments) -> bool {
-        let Assignments { version, tenant_id, resources } = assignments;
+        let Assignments { version, tenant_id, resources, faults } = assignments;
         tracing::info!(%version, resources = resources.len(), "assignments changed");
+        for resource in &resources {
+            if let Some(faults) = resource.faults.as_ref().filter(|faults| !faults.is_empty()) {
+                tracing::warn!(resource = %resource.resource_key, ?faults, "faults injected on this resource's endpoints");
+            }
+        }
+        self.shared.set_host_faults(faults);
         self.shared.set_resources(tenant_id, resources);
         let placed = self.shared.resources();
         let mut listeners = self.listeners.lock().await;

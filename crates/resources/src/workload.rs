@@ -70,15 +70,8 @@ const FLAVOURS: [(&str, IdentityFlavour); 7] = [
     ("workload", IdentityFlavour::Workload),
 ];
 
-const SELECTOR_FIELDS: [&str; 7] = [
-    "user",
-    "group",
-    "executable",
-    "executableSha256",
-    "systemdUnit",
-    "cgroup",
-    "containerId",
-];
+const SELECTOR_FIELDS: [&str; 7] =
+    ["user", "group", "executable", "executableSha256", "systemdUnit", "cgroup", "containerId"];
 
 impl IdentityFlavour {
     /// The name on the wire and the command line.
@@ -147,14 +140,15 @@ fn parse(value: &Value) -> Result<AmbientSettings> {
             ))
         })?),
         Some(_) => {
-            return Err(invalid("'properties.ambient.identityFlavour' must be a string".to_owned()));
+            return Err(invalid(
+                "'properties.ambient.identityFlavour' must be a string".to_owned(),
+            ));
         }
     };
     let workload_selectors = match map.get("workloadSelectors") {
         None | Some(Value::Null) => None,
-        Some(Value::Object(selectors)) => {
-            Some(parse_selectors(selectors)?).filter(|parsed| *parsed != WorkloadSelectors::default())
-        }
+        Some(Value::Object(selectors)) => Some(parse_selectors(selectors)?)
+            .filter(|parsed| *parsed != WorkloadSelectors::default()),
         Some(_) => {
             return Err(invalid(
                 "'properties.ambient.workloadSelectors' must be an object".to_owned(),
@@ -210,7 +204,11 @@ fn parse_selectors(map: &Map<String, Value>) -> Result<WorkloadSelectors> {
                 && value.bytes().all(|byte| {
                     byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.' | b'$')
                 });
-            rule(name, numeric && value.parse::<u32>().is_ok() || valid_name, "a user or group name, or a number")?;
+            rule(
+                name,
+                numeric && value.parse::<u32>().is_ok() || valid_name,
+                "a user or group name, or a number",
+            )?;
         }
     }
     let executable = field("executable")?;
@@ -223,17 +221,24 @@ fn parse_selectors(map: &Map<String, Value>) -> Result<WorkloadSelectors> {
     }
     let systemd_unit = field("systemdUnit")?;
     if let Some(unit) = &systemd_unit {
-        rule("systemdUnit", !unit.contains('/') && unit.contains('.'), "a unit name such as web.service")?;
+        rule(
+            "systemdUnit",
+            !unit.contains('/') && unit.contains('.'),
+            "a unit name such as web.service",
+        )?;
     }
-    let cgroup = field("cgroup")?.map(|path| {
-        if path.len() > 1 { path.trim_end_matches('/').to_owned() } else { path }
-    });
+    let cgroup = field("cgroup")?
+        .map(|path| if path.len() > 1 { path.trim_end_matches('/').to_owned() } else { path });
     if let Some(path) = &cgroup {
         rule("cgroup", path.starts_with('/'), "an absolute cgroup path")?;
     }
     let container_id = field("containerId")?.map(|text| text.to_ascii_lowercase());
     if let Some(id) = &container_id {
-        rule("containerId", (12..=64).contains(&id.len()) && hex(id), "12 to 64 hexadecimal digits")?;
+        rule(
+            "containerId",
+            (12..=64).contains(&id.len()) && hex(id),
+            "12 to 64 hexadecimal digits",
+        )?;
     }
     Ok(WorkloadSelectors {
         user,
@@ -291,28 +296,63 @@ mod tests {
 
     #[test]
     fn flavours_are_normalized_and_unknown_ones_refused() {
-        check(json!({"identityFlavour": "ServiceFabric"}), expect![[r#"{"ambient":{"identityFlavour":"servicefabric"}}"#]]);
+        check(
+            json!({"identityFlavour": "ServiceFabric"}),
+            expect![[r#"{"ambient":{"identityFlavour":"servicefabric"}}"#]],
+        );
         check(
             json!({"identityFlavour": "lambda"}),
-            expect![[r#"error: 'properties.ambient.identityFlavour' "lambda" is not one of imds, appservice, arc, servicefabric, ml, cloudshell, workload"#]],
+            expect![[
+                r#"error: 'properties.ambient.identityFlavour' "lambda" is not one of imds, appservice, arc, servicefabric, ml, cloudshell, workload"#
+            ]],
         );
-        check(json!({"identityFlavour": 3}), expect!["error: 'properties.ambient.identityFlavour' must be a string"]);
-        check(json!({"flavour": "arc"}), expect!["error: 'properties.ambient.flavour' is not known: use identityFlavour or workloadSelectors"]);
+        check(
+            json!({"identityFlavour": 3}),
+            expect!["error: 'properties.ambient.identityFlavour' must be a string"],
+        );
+        check(
+            json!({"flavour": "arc"}),
+            expect![
+                "error: 'properties.ambient.flavour' is not known: use identityFlavour or workloadSelectors"
+            ],
+        );
     }
 
     #[test]
     fn selectors_are_checked_and_empty_settings_removed() {
         check(
             json!({"workloadSelectors": {"user": 1001, "group": "web", "executable": "/usr/bin/python3", "executableSha256": "AB".repeat(32), "cgroup": "/system.slice/web.service/", "containerId": "ABCDEF012345"}}),
-            expect![[r#"{"ambient":{"workloadSelectors":{"user":"1001","group":"web","executable":"/usr/bin/python3","executableSha256":"abababababababababababababababababababababababababababababababab","cgroup":"/system.slice/web.service","containerId":"abcdef012345"}}}"#]],
+            expect![[
+                r#"{"ambient":{"workloadSelectors":{"user":"1001","group":"web","executable":"/usr/bin/python3","executableSha256":"abababababababababababababababababababababababababababababababab","cgroup":"/system.slice/web.service","containerId":"abcdef012345"}}}"#
+            ]],
         );
         check(json!({"workloadSelectors": {}}), expect!["{}"]);
         check(json!(null), expect!["{}"]);
         check(json!({"workloadSelectors": {"user": ""}}), expect!["{}"]);
-        check(json!({"workloadSelectors": {"executable": "python3"}}), expect!["error: 'properties.ambient.workloadSelectors.executable' must be an absolute path"]);
-        check(json!({"workloadSelectors": {"user": "-rf"}}), expect!["error: 'properties.ambient.workloadSelectors.user' must be a user or group name, or a number"]);
-        check(json!({"workloadSelectors": {"containerId": "abc"}}), expect!["error: 'properties.ambient.workloadSelectors.containerId' must be 12 to 64 hexadecimal digits"]);
-        check(json!({"workloadSelectors": {"pid": 1}}), expect!["error: 'properties.ambient.workloadSelectors.pid' is not known: use user, group, executable, executableSha256, systemdUnit, cgroup, containerId"]);
+        check(
+            json!({"workloadSelectors": {"executable": "python3"}}),
+            expect![
+                "error: 'properties.ambient.workloadSelectors.executable' must be an absolute path"
+            ],
+        );
+        check(
+            json!({"workloadSelectors": {"user": "-rf"}}),
+            expect![
+                "error: 'properties.ambient.workloadSelectors.user' must be a user or group name, or a number"
+            ],
+        );
+        check(
+            json!({"workloadSelectors": {"containerId": "abc"}}),
+            expect![
+                "error: 'properties.ambient.workloadSelectors.containerId' must be 12 to 64 hexadecimal digits"
+            ],
+        );
+        check(
+            json!({"workloadSelectors": {"pid": 1}}),
+            expect![
+                "error: 'properties.ambient.workloadSelectors.pid' is not known: use user, group, executable, executableSha256, systemdUnit, cgroup, containerId"
+            ],
+        );
         check(json!("arc"), expect!["error: 'properties.ambient' must be an object"]);
     }
 }

@@ -173,7 +173,9 @@ pub async fn put_resource_faults(
         {
             return Err(ApiError::bad_request(
                 "TooManyFaults",
-                format!("At most {FAULTY_RESOURCES_PER_HOST_MAX} resources of a host may carry faults."),
+                format!(
+                    "At most {FAULTY_RESOURCES_PER_HOST_MAX} resources of a host may carry faults."
+                ),
             ));
         }
         stored.resources.insert(key.clone(), faults.clone());
@@ -251,13 +253,22 @@ mod tests {
 
     #[test]
     fn faults_are_bounded() {
-        check(serde_json::json!({"errors": [{"status": 429, "percent": 30}], "retryAfterSecs": 1}), "ok");
-        check(serde_json::json!({"errors": [{"status": 404, "percent": 30}]}), "errors: status 404 is not one of 429, 500, 503.");
+        check(
+            serde_json::json!({"errors": [{"status": 429, "percent": 30}], "retryAfterSecs": 1}),
+            "ok",
+        );
+        check(
+            serde_json::json!({"errors": [{"status": 404, "percent": 30}]}),
+            "errors: status 404 is not one of 429, 500, 503.",
+        );
         check(
             serde_json::json!({"errors": [{"status": 429, "percent": 60}, {"status": 503, "percent": 50}]}),
             "errors: the shares add up to more than 100 percent.",
         );
-        check(serde_json::json!({"tokenLifetimeSecs": 59}), "tokenLifetimeSecs must be 60 to 86400.");
+        check(
+            serde_json::json!({"tokenLifetimeSecs": 59}),
+            "tokenLifetimeSecs must be 60 to 86400.",
+        );
         check(serde_json::json!({"latencyMs": 60001}), "latencyMs must be at most 60000.");
         check(serde_json::json!({"clockOffsetSecs": -3600}), "ok");
     }
