@@ -12,6 +12,9 @@
 //!   file is deleted once used or after [`ARC_KEY_TTL`].
 //! - Cloud Shell: `POST /cloudshell/token` with `Metadata: true` and a form body (`resource`),
 //!   answered in IMDS's shape.
+//! - Service Fabric: `GET /servicefabric/token` (`api-version=2019-07-01-preview`, the
+//!   resource's identity header as `Secret`), over HTTPS on the same port (`tls`), answered
+//!   with `expires_on` as a number.
 //!
 //! Before all of these, the listener's injected faults apply (`faults`); the token lifetime and
 //! clock offset faults are applied here, from the request's `faults::Injected`.
@@ -48,6 +51,8 @@ use crate::refusal::{Refusal, Shape};
 use crate::state::{SHARED_LIMITER_KEY, Shared};
 use crate::upstream::CallError;
 
+/// Service Fabric's managed-identity protocol version.
+const SERVICE_FABRIC_API_VERSION: &str = "2019-07-01-preview";
 /// The legacy App Service protocol version.
 const APP_SERVICE_LEGACY_API_VERSION: &str = "2017-09-01";
 /// Where Azure Arc's key files live on Linux; the SDKs refuse a key file anywhere else.
@@ -79,6 +84,7 @@ pub(crate) fn router(shared: Arc<Shared>, scope: Scope) -> Router {
     Router::new()
         .route("/arc/metadata/identity/oauth2/token", any(arc_token))
         .route("/cloudshell/token", any(cloud_shell_token))
+        .route("/servicefabric/token", any(service_fabric_token))
         .route("/metadata/identity/oauth2/token", any(imds_token))
         .route("/metadata/identity/oauth2/token/", any(imds_token))
         .route("/metadata/identity/info", any(identity_info))
@@ -190,6 +196,19 @@ async fn arc_token(
 ) -> Response {
     let result = endpoint.arc_token(peer, &method, &headers, params, &injected(faults)).await;
     endpoint.answer("/arc/metadata/identity/oauth2/token", peer, Shape::Imds, result)
+}
+
+async fn service_fabric_token(
+    State(endpoint): State<Endpoint>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    headers: HeaderMap,
+    faults: Faults,
+    params: Params,
+) -> Response {
+    let result =
+        endpoint.service_fabric_token(peer, &method, &headers, params, &injected(faults)).await;
+    endpoint.answer("/servicefabric/token", peer, Shape::AppService, result)
 }
 
 async fn cloud_shell_token(
@@ -428,6 +447,47 @@ impl Endpoint {
             }
             None => Err(Refusal::WrongArcKey),
         }
+    }
+
+    /// Service Fabric: the identity header as `Secret`; the application's identity is the
+    /// resource's default one (Service Fabric binds identities in the cluster, not per call).
+    async fn service_fabric_token(
+        &self,
+        peer: SocketAddr,
+        method: &Method,
+        headers: &HeaderMap,
+        params: Params,
+        injected: &Injected,
+    ) -> Result<Response, Refusal> {
+        check_request(method, headers)?;
+        let resource = self.resource()?;
+        let presented = headers
+            .get("secret")
+            .map(|value| value.as_bytes())
+            .filter(|value| !value.is_empty())
+            .ok_or(Refusal::MissingIdentityHeader)?;
+        let expected = resource.identity_header.as_bytes();
+        if expected.is_empty() || !crypto::hash::constant_time_eq(presented, expected) {
+            return Err(Refusal::WrongIdentityHeader);
+        }
+        self.check_not_revoked()?;
+        let params = parse(params)?;
+        if required(&params, "api-version")? != SERVICE_FABRIC_API_VERSION {
+            return Err(Refusal::BadQuery);
+        }
+        let audience = required(&params, "resource")?;
+        let selector = Selector::Default;
+        let identity = resource.select(&selector).ok_or(Refusal::IdentityNotFound)?;
+        let token = self
+            .token(&resource, identity, &selector, audience, "serviceFabric", peer, injected)
+            .await?;
+        Ok(Json(json!({
+            "token_type": "Bearer",
+            "access_token": token.access_token,
+            "expires_on": token.expires_on + injected.clock_offset_secs(),
+            "resource": audience,
+        }))
+        .into_response())
     }
 
     /// Cloud Shell: a POST with `Metadata: true` and the parameters in a form body.

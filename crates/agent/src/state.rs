@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
 use api_types::hosting::{Faults, HostedResource};
@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     /// The faults injected on the host (for the shared IMDS listener when it serves no single
     /// resource); each resource's effective faults are in its `HostedResource::faults`.
     host_faults: RwLock<Option<Faults>>,
+    /// The HTTPS identity of the Service Fabric endpoint, set once at start.
+    pub(crate) service_fabric: OnceLock<crate::tls::ServiceFabricTls>,
 }
 
 impl Shared {
@@ -55,6 +57,7 @@ impl Shared {
             tenant: RwLock::default(),
             revoked: AtomicBool::new(false),
             host_faults: RwLock::default(),
+            service_fabric: OnceLock::new(),
         }
     }
 

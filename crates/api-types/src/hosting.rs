@@ -225,6 +225,10 @@ pub struct HostStatus {
     /// The shared IMDS listener, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imds: Option<String>,
+    /// SHA-1 thumbprint (lower-case hex) of the certificate the resource listeners present to
+    /// HTTPS clients (Service Fabric's `IDENTITY_SERVER_THUMBPRINT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_fabric_thumbprint: Option<String>,
 }
 
 /// `POST /hosting/token`: a managed-identity token for one resource on the calling host.

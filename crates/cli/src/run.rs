@@ -12,6 +12,8 @@
 //! | `arc`        | `IDENTITY_ENDPOINT` (`/arc/...`), `IMDS_ENDPOINT`; root only           |
 //! | `ml`         | `MSI_ENDPOINT` (`/msi/token`, 2017-09-01), `MSI_SECRET`                |
 //! | `cloudshell` | `MSI_ENDPOINT` (`/cloudshell/token`)                                   |
+//! | `servicefabric` | `IDENTITY_ENDPOINT` (`https://.../servicefabric/token`), `IDENTITY_HEADER`, |
+//! |              | `IDENTITY_SERVER_THUMBPRINT` (the agent's certificate)                 |
 //! | `workload`   | `AZURE_FEDERATED_TOKEN_FILE`, `AZURE_CLIENT_ID`, `AZURE_TENANT_ID`,    |
 //! |              | `AZURE_AUTHORITY_HOST`, as Azure Workload Identity's webhook does      |
 //!
@@ -72,8 +74,9 @@ pub struct RunArgs {
     /// server's and vaults' names resolve (Linux, root).
     #[arg(long)]
     isolate: bool,
-    /// The managed-identity protocol to present: imds, appservice, arc, ml, cloudshell or
-    /// workload (default: the resource's identityFlavour, else App Service and IMDS both).
+    /// The managed-identity protocol to present: imds, appservice, arc, servicefabric, ml,
+    /// cloudshell or workload (default: the resource's identityFlavour, else App Service and
+    /// IMDS both).
     #[arg(long, value_parser = parse_flavour, conflicts_with = "isolate")]
     flavour: Option<IdentityFlavour>,
     #[command(flatten)]
@@ -93,7 +96,8 @@ pub async fn run(args: RunArgs, global: &GlobalArgs) -> Result<i32> {
     let profile = profile::load(&global.home)?;
     let arm = Arm::connect(global, &args.subscription)?;
     let resource_id = resolve(&arm, &args.resource, args.resource_group.as_deref()).await?;
-    let (endpoint, header, resource_flavour) = endpoint(&arm, &resource_id).await?;
+    let Endpoint { endpoint, header, flavour: resource_flavour, thumbprint } =
+        endpoint(&arm, &resource_id).await?;
     let ca = profile.ca_bundle.clone().map(PathBuf::from);
     let bundle = ca.as_ref().map(|ca| {
         let sibling = ca.with_file_name("ca-bundle.pem");
@@ -143,9 +147,13 @@ pub async fn run(args: RunArgs, global: &GlobalArgs) -> Result<i32> {
             env.push(("MSI_ENDPOINT".to_owned(), format!("{endpoint}/cloudshell/token")));
         }
         Some(IdentityFlavour::ServiceFabric) => {
-            bail!(
-                "--flavour servicefabric is not served yet: use imds, appservice, arc, ml, cloudshell or workload"
-            )
+            let Some(thumbprint) = thumbprint else {
+                bail!("the agent serving {resource_id} reports no Service Fabric certificate")
+            };
+            let https = endpoint.replacen("http://", "https://", 1);
+            env.push(("IDENTITY_ENDPOINT".to_owned(), format!("{https}/servicefabric/token")));
+            env.push(("IDENTITY_HEADER".to_owned(), header));
+            env.push(("IDENTITY_SERVER_THUMBPRINT".to_owned(), thumbprint));
         }
         Some(IdentityFlavour::Workload) => {
             let file = WorkloadTokenFile::start(&endpoint).await?;
@@ -260,7 +268,6 @@ fn half(expires_in: u64) -> Duration {
     Duration::from_secs(expires_in / 2).max(TOKEN_FILE_REWRITE_MIN)
 }
 
-
 /// Fetches the identity's token for the token-exchange audience from the agent and replaces
 /// the file with it (0600, atomically); returns the identity's client id and the token's
 /// remaining lifetime in seconds.
@@ -351,18 +358,30 @@ async fn resolve(arm: &Arm, resource: &str, group: Option<&str>) -> Result<Strin
 
 /// The resource's metadata listener, App Service secret and flavour, waiting briefly for the
 /// agent to report a resource that was just created.
-async fn endpoint(
-    arm: &Arm,
-    resource_id: &str,
-) -> Result<(String, String, Option<IdentityFlavour>)> {
+struct Endpoint {
+    /// `http://IP:PORT`.
+    endpoint: String,
+    /// The App Service secret.
+    header: String,
+    /// The resource's `identityFlavour`.
+    flavour: Option<IdentityFlavour>,
+    /// The Service Fabric certificate's SHA-1 thumbprint.
+    thumbprint: Option<String>,
+}
+
+async fn endpoint(arm: &Arm, resource_id: &str) -> Result<Endpoint> {
     let path = format!("/hosting/endpoints?resourceId={}", client::encode(resource_id));
     for _ in 0..100 {
         let answer = arm.get(path.clone()).await?;
         if let (Some(endpoint), Some(header)) =
             (answer["endpoint"].as_str(), answer["identityHeader"].as_str())
         {
-            let flavour = answer["identityFlavour"].as_str().and_then(IdentityFlavour::parse);
-            return Ok((endpoint.to_owned(), header.to_owned(), flavour));
+            return Ok(Endpoint {
+                endpoint: endpoint.to_owned(),
+                header: header.to_owned(),
+                flavour: answer["identityFlavour"].as_str().and_then(IdentityFlavour::parse),
+                thumbprint: answer["serviceFabricThumbprint"].as_str().map(str::to_owned),
+            });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -125,6 +125,10 @@ async fn every_flavour_reads_a_secret_with_nothing_but_what_ambient_run_sets() {
         ("imds", &[safety_net][..]),
         ("appservice", &[safety_net, "IDENTITY_ENDPOINT", "IDENTITY_HEADER"]),
         ("arc", &[safety_net, "IDENTITY_ENDPOINT", "IMDS_ENDPOINT"]),
+        (
+            "servicefabric",
+            &[safety_net, "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "IDENTITY_SERVER_THUMBPRINT"],
+        ),
         ("ml", &[safety_net, "MSI_ENDPOINT", "MSI_SECRET"]),
         ("cloudshell", &[safety_net, "MSI_ENDPOINT"]),
         (

@@ -265,6 +265,7 @@ pub async fn resource_endpoints(
         "resourceId": row.id,
         "hostId": host,
         "endpoint": endpoint,
+        "serviceFabricThumbprint": status.as_ref().and_then(|status| status.service_fabric_thumbprint.clone()),
         "imds": status.and_then(|status| status.imds),
         "identityHeader": identity_header(&state, &row.key),
     });
