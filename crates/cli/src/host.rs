@@ -142,7 +142,7 @@ async fn fault(client: &client::Client, command: FaultCommand) -> Result<Value> 
 }
 
 pub async fn run(command: HostCommand, global: &GlobalArgs) -> Result<Printed> {
-    let client = profile::client(&profile::load(&global.home)?)?;
+    let client = profile::client(&global.home, &profile::load(&global.home)?)?;
     Ok(Printed::plain(match command {
         HostCommand::Create { name } => {
             client.put(&format!("/hosting/hosts/{}", client::encode(&name)), &Value::Null).await?

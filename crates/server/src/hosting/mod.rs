@@ -46,8 +46,6 @@ use crate::tls::PeerCertificates;
 
 const JOIN_TOKEN_LIFETIME_SECS: i64 = 15 * 60;
 const WATCH_WAIT_SECS_MAX: u64 = 30;
-/// How often a waiting watch re-reads the store (changes made by other nodes).
-const WATCH_RECHECK: Duration = Duration::from_secs(1);
 const STATUS_SETTING_PREFIX: &str = "host-status/";
 /// An agent's refusal reason is kept to this many characters in the sign-in log.
 const REFUSAL_REASON_CHARS_MAX: usize = 300;
@@ -460,11 +458,9 @@ pub async fn assignments(
         if !unchanged || tokio::time::Instant::now() >= deadline {
             return Ok(Json(current).into_response());
         }
-        let _ = tokio::time::timeout(
-            WATCH_RECHECK.min(deadline - tokio::time::Instant::now()),
-            notified,
-        )
-        .await;
+        // Woken by a write on this node, or by another node's write through the change
+        // counter (`jobs::follow_changes`); otherwise the watch answers at its deadline.
+        let _ = tokio::time::timeout_at(deadline, notified).await;
         // A revoked host stops getting answers.
         if state.store.get_host(&host.id).await?.is_none_or(|row| row.state != "active") {
             return Err(ApiError::new(

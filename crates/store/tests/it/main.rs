@@ -118,6 +118,7 @@ on_both_backends!(
     deleting_a_principal_cascades,
     role_assignments_by_principal_and_scope,
     apply_is_all_or_nothing,
+    state_changes_bump_the_change_counter,
     events_append_and_page,
     assertion_replays_are_refused,
     leases_expire,
