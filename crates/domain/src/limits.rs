@@ -45,3 +45,22 @@ const _: () = assert!(TOKEN_LIFETIME_SECS_MAX < KEY_ROTATION_SECS);
 const _: () = assert!(SECRET_VALUE_BYTES_MAX * 4 < REQUEST_BODY_BYTES_MAX);
 const _: () = assert!(PAGE_SIZE_DEFAULT <= PAGE_SIZE_MAX);
 const _: () = assert!(CLIENT_SECRET_BYTES >= 32);
+
+// Managed-identity flavours and fault injection (docs/flavours.md).
+
+/// The shortest token lifetime a host may ask for (fault injection, workload assertions).
+pub const TOKEN_LIFETIME_SECS_MIN: i64 = 60;
+/// Lifetime of the federated token file `ambient run --flavour workload` writes, as Azure
+/// Workload Identity's projected service-account tokens (one hour).
+pub const WORKLOAD_ASSERTION_LIFETIME_SECS: i64 = 3600;
+/// Longest latency a fault may add to a metadata answer.
+pub const FAULT_LATENCY_MS_MAX: u64 = 60_000;
+/// Longest `Retry-After` an injected error may carry.
+pub const FAULT_RETRY_AFTER_SECS_MAX: u64 = 600;
+/// Largest clock offset a fault may apply, either way.
+pub const FAULT_CLOCK_OFFSET_SECS_MAX: i64 = 7 * 24 * 3600;
+/// Resources of one host that may carry faults of their own.
+pub const FAULTY_RESOURCES_PER_HOST_MAX: usize = 1000;
+
+const _: () = assert!(TOKEN_LIFETIME_SECS_MIN < WORKLOAD_ASSERTION_LIFETIME_SECS);
+const _: () = assert!(WORKLOAD_ASSERTION_LIFETIME_SECS <= MANAGED_IDENTITY_TOKEN_LIFETIME_SECS);

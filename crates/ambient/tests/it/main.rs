@@ -7,6 +7,7 @@ mod console;
 mod control_plane;
 mod deployment;
 mod docs;
+mod flavours;
 mod foundation;
 mod identity;
 mod keyvault;
