@@ -58,6 +58,17 @@ fn main() {
                 }
                 other => panic!("unknown backend {other}"),
             };
+            if let (Some(server), Some(url)) = (postgres.as_ref(), database.as_ref()) {
+                let name = url.rsplit('/').next().expect("database name").to_owned();
+                runtime.block_on(async {
+                    let admin = sqlx::PgPool::connect(&server.admin_url()).await.expect("admin");
+                    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                        .execute(&admin)
+                        .await
+                        .expect("create database");
+                    admin.close().await;
+                });
+            }
             let measured = runtime.block_on(measure(size, database));
             rows.push((size, measured));
         }
