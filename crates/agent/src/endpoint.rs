@@ -4,7 +4,20 @@
 //! - IMDS: `GET /metadata/identity/oauth2/token`, `/metadata/identity/info`,
 //!   `/metadata/instance` and `/metadata/instance/compute/location`.
 //! - App Service: `GET /msi/token` (`api-version=2019-08-01` with `X-IDENTITY-HEADER`, or the
-//!   legacy `2017-09-01` with `secret`).
+//!   legacy `2017-09-01` with `secret`, which Azure ML speaks too).
+//! - Azure Arc: `GET /arc/metadata/identity/oauth2/token`, IMDS's shape behind Arc's challenge:
+//!   a request without `Authorization` gets 401 with `WWW-Authenticate: Basic realm=PATH`, where
+//!   `PATH` is a fresh key file in `/var/opt/azcmagent/tokens` (the SDKs accept no other
+//!   directory, so this needs root); the retry sends `Authorization: Basic KEY`, and the key
+//!   file is deleted once used or after [`ARC_KEY_TTL`].
+//! - Cloud Shell: `POST /cloudshell/token` with `Metadata: true` and a form body (`resource`),
+//!   answered in IMDS's shape.
+//! - Service Fabric: `GET /servicefabric/token` (`api-version=2019-07-01-preview`, the
+//!   resource's identity header as `Secret`), over HTTPS on the same port (`tls`), answered
+//!   with `expires_on` as a number.
+//!
+//! Before all of these, the listener's injected faults apply (`faults`); the token lifetime and
+//! clock offset faults are applied here, from the request's `faults::Injected`.
 //!
 //! A per-resource listener serves its resource. The shared IMDS listener serves the host's
 //! only resource, and refuses token requests when the host runs several.
@@ -16,28 +29,43 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use api_types::hosting::{
     HostedResource, IdentityRef, IdentitySelector as Selector, IssuedToken, TokenRequest,
 };
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{ConnectInfo, Query, Request, State};
-use axum::http::{HeaderMap, Method, header};
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{ConnectInfo, Form, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::json;
 
 use crate::cache::{CacheKey, FetchError};
+use crate::faults::{FaultLayer, Injected};
 use crate::refusal::{Refusal, Shape};
 use crate::state::{SHARED_LIMITER_KEY, Shared};
 use crate::upstream::CallError;
 
+/// Service Fabric's managed-identity protocol version.
+const SERVICE_FABRIC_API_VERSION: &str = "2019-07-01-preview";
 /// The legacy App Service protocol version.
 const APP_SERVICE_LEGACY_API_VERSION: &str = "2017-09-01";
+/// Where Azure Arc's key files live on Linux; the SDKs refuse a key file anywhere else.
+pub(crate) const ARC_KEY_DIRECTORY: &str = "/var/opt/azcmagent/tokens";
+/// How long an Arc key file is kept when the client never comes back with it.
+const ARC_KEY_TTL: Duration = Duration::from_secs(60);
+/// Arc challenges outstanding per listener at most; the oldest is dropped beyond.
+const ARC_KEYS_MAX: usize = 64;
+/// Mode of an Arc key file: the owner and the directory's group may read it, as with the
+/// Arc agent's `himds` group.
+const ARC_KEY_FILE_MODE: u32 = 0o640;
+/// Mode of the key directory when the agent creates it.
+const ARC_KEY_DIRECTORY_MODE: u32 = 0o750;
 /// The current App Service managed identity protocol version.
 const APP_SERVICE_API_VERSION: &str = "2019-08-01";
 /// Headers a proxy adds; a request carrying any of them is refused (the caller must be local).
@@ -55,8 +83,13 @@ pub(crate) enum Scope {
 
 /// The routes for one listener.
 pub(crate) fn router(shared: Arc<Shared>, scope: Scope) -> Router {
-    let endpoint = Endpoint { shared, scope };
+    let faults =
+        FaultLayer { shared: shared.clone(), scope: scope.clone(), counter: Arc::default() };
+    let endpoint = Endpoint { shared, scope, arc_keys: Arc::default() };
     Router::new()
+        .route("/arc/metadata/identity/oauth2/token", any(arc_token))
+        .route("/cloudshell/token", any(cloud_shell_token))
+        .route("/servicefabric/token", any(service_fabric_token))
         .route("/metadata/identity/oauth2/token", any(imds_token))
         .route("/metadata/identity/oauth2/token/", any(imds_token))
         .route("/metadata/identity/info", any(identity_info))
@@ -68,6 +101,7 @@ pub(crate) fn router(shared: Arc<Shared>, scope: Scope) -> Router {
         .route("/MSI/token", any(app_service_token))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(endpoint.clone(), rate_limit))
+        .layer(middleware::from_fn_with_state(faults, crate::faults::inject))
         .with_state(endpoint)
 }
 
@@ -75,6 +109,28 @@ pub(crate) fn router(shared: Arc<Shared>, scope: Scope) -> Router {
 struct Endpoint {
     shared: Arc<Shared>,
     scope: Scope,
+    /// Arc challenges handed out and not yet answered.
+    arc_keys: Arc<Mutex<Vec<ArcKey>>>,
+}
+
+/// One outstanding Arc challenge: its key and the file that holds it.
+struct ArcKey {
+    secret: String,
+    path: PathBuf,
+    issued: Instant,
+}
+
+impl Drop for ArcKey {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The faults applying to a request (none when the fault layer added nothing).
+type Faults = Option<Extension<Injected>>;
+
+fn injected(faults: Faults) -> Injected {
+    faults.map(|Extension(injected)| injected).unwrap_or_default()
 }
 
 /// The query string as a map; a malformed one is refused.
@@ -128,10 +184,48 @@ async fn imds_token(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     headers: HeaderMap,
+    faults: Faults,
     params: Params,
 ) -> Response {
-    let result = endpoint.imds_token(peer, &method, &headers, params).await;
+    let result = endpoint.imds_token(peer, &method, &headers, params, &injected(faults)).await;
     endpoint.answer("/metadata/identity/oauth2/token", peer, Shape::Imds, result)
+}
+
+async fn arc_token(
+    State(endpoint): State<Endpoint>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    headers: HeaderMap,
+    faults: Faults,
+    params: Params,
+) -> Response {
+    let result = endpoint.arc_token(peer, &method, &headers, params, &injected(faults)).await;
+    endpoint.answer("/arc/metadata/identity/oauth2/token", peer, Shape::Imds, result)
+}
+
+async fn service_fabric_token(
+    State(endpoint): State<Endpoint>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    headers: HeaderMap,
+    faults: Faults,
+    params: Params,
+) -> Response {
+    let result =
+        endpoint.service_fabric_token(peer, &method, &headers, params, &injected(faults)).await;
+    endpoint.answer("/servicefabric/token", peer, Shape::AppService, result)
+}
+
+async fn cloud_shell_token(
+    State(endpoint): State<Endpoint>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    headers: HeaderMap,
+    faults: Faults,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let result = endpoint.cloud_shell_token(peer, &method, &headers, form, &injected(faults)).await;
+    endpoint.answer("/cloudshell/token", peer, Shape::Imds, result)
 }
 
 async fn identity_info(
@@ -189,9 +283,11 @@ async fn app_service_token(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     headers: HeaderMap,
+    faults: Faults,
     params: Params,
 ) -> Response {
-    let result = endpoint.app_service_token(peer, &method, &headers, params).await;
+    let result =
+        endpoint.app_service_token(peer, &method, &headers, params, &injected(faults)).await;
     endpoint.answer("/msi/token", peer, Shape::AppService, result)
 }
 
@@ -210,6 +306,7 @@ impl Endpoint {
         method: &Method,
         headers: &HeaderMap,
         params: Params,
+        injected: &Injected,
     ) -> Result<Response, Refusal> {
         check_request(method, headers)?;
         check_metadata_header(headers)?;
@@ -217,22 +314,37 @@ impl Endpoint {
         self.check_not_revoked()?;
         let params = parse(params)?;
         check_imds_api_version(required(&params, "api-version")?)?;
-        let audience = required(&params, "resource")?;
-        let (selector, used) = selector(&params, IMDS_SELECTORS)?;
+        self.imds_shaped_token(&resource, &params, "imds", peer, injected).await
+    }
+
+    /// A token for `params` (`resource` and an IMDS selector) in IMDS's shape: every value a
+    /// string (IMDS swagger `IdentityTokenResponse`), the selector echoed.
+    async fn imds_shaped_token(
+        &self,
+        resource: &HostedResource,
+        params: &HashMap<String, String>,
+        endpoint_kind: &str,
+        peer: SocketAddr,
+        injected: &Injected,
+    ) -> Result<Response, Refusal> {
+        let audience = required(params, "resource")?;
+        let (selector, used) = selector(params, IMDS_SELECTORS)?;
         let identity = resource.select(&selector).ok_or(Refusal::IdentityNotFound)?;
-        let token = self.token(&resource, identity, &selector, audience, "imds", peer).await?;
+        let token = self
+            .token(resource, identity, &selector, audience, endpoint_kind, peer, injected)
+            .await?;
 
         let now_secs = self.shared.clock.now().secs();
+        let offset = injected.clock_offset_secs();
         let expires_in = (token.expires_on - now_secs).max(0).to_string();
-        // Every value is a string (IMDS swagger `IdentityTokenResponse`).
         let mut body: BTreeMap<&str, String> = BTreeMap::from([
             ("access_token", token.access_token.clone()),
             ("refresh_token", String::new()),
             ("client_id", token.client_id.clone()),
             ("expires_in", expires_in.clone()),
-            ("expires_on", token.expires_on.to_string()),
+            ("expires_on", (token.expires_on + offset).to_string()),
             ("ext_expires_in", expires_in),
-            ("not_before", token.not_before.to_string()),
+            ("not_before", (token.not_before + offset).to_string()),
             ("resource", audience.to_owned()),
             ("token_type", "Bearer".to_owned()),
         ]);
@@ -250,6 +362,159 @@ impl Endpoint {
             _ => {}
         }
         Ok(Json(body).into_response())
+    }
+
+    /// Azure Arc: the challenge, then the token for the key it named.
+    async fn arc_token(
+        &self,
+        peer: SocketAddr,
+        method: &Method,
+        headers: &HeaderMap,
+        params: Params,
+        injected: &Injected,
+    ) -> Result<Response, Refusal> {
+        check_request(method, headers)?;
+        check_metadata_header(headers)?;
+        let resource = self.resource()?;
+        self.check_not_revoked()?;
+        let params = parse(params)?;
+        required(&params, "api-version")?;
+        required(&params, "resource")?;
+        let Some(authorization) = headers.get(header::AUTHORIZATION) else {
+            let path = self.arc_challenge()?;
+            tracing::info!(scope = self.scope_label(), client = %peer.ip(), key_file = %path.display(), "arc challenge");
+            let mut response = (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"error": "unauthorized", "error_description": "Use the key in the file named by WWW-Authenticate."})),
+            )
+                .into_response();
+            let challenge = HeaderValue::from_str(&format!("Basic realm={}", path.display()))
+                .map_err(|_| Refusal::ArcUnavailable)?;
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+            return Ok(response);
+        };
+        let presented = authorization
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Basic "))
+            .map(str::trim)
+            .ok_or(Refusal::WrongArcKey)?;
+        self.take_arc_key(presented)?;
+        self.imds_shaped_token(&resource, &params, "arc", peer, injected).await
+    }
+
+    /// Writes a fresh key file and remembers its key; the path for `WWW-Authenticate`.
+    fn arc_challenge(&self) -> Result<PathBuf, Refusal> {
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+        let directory = Path::new(ARC_KEY_DIRECTORY);
+        let cannot = |error: std::io::Error| {
+            tracing::error!(directory = ARC_KEY_DIRECTORY, %error, "Azure Arc needs root: the agent cannot write its key files in {ARC_KEY_DIRECTORY}, the only directory the SDKs accept; run the agent as root");
+            Refusal::ArcUnavailable
+        };
+        if !directory.is_dir() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(ARC_KEY_DIRECTORY_MODE)
+                .create(directory)
+                .map_err(cannot)?;
+        }
+        let secret = crypto::random::random_token(32);
+        let name = crypto::random::random_token(16);
+        let path = directory.join(format!("{name}.key"));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(ARC_KEY_FILE_MODE)
+            .open(&path)
+            .map_err(cannot)?;
+        file.set_permissions(std::fs::Permissions::from_mode(ARC_KEY_FILE_MODE)).map_err(cannot)?;
+        std::io::Write::write_all(&mut file, secret.as_bytes()).map_err(cannot)?;
+        let mut keys = self.arc_keys.lock().unwrap_or_else(PoisonError::into_inner);
+        keys.retain(|key| key.issued.elapsed() < ARC_KEY_TTL);
+        if keys.len() >= ARC_KEYS_MAX {
+            keys.remove(0);
+        }
+        keys.push(ArcKey { secret, path: path.clone(), issued: Instant::now() });
+        Ok(path)
+    }
+
+    /// Accepts `presented` once if it is an outstanding key; its file is deleted.
+    fn take_arc_key(&self, presented: &str) -> Result<(), Refusal> {
+        let mut keys = self.arc_keys.lock().unwrap_or_else(PoisonError::into_inner);
+        keys.retain(|key| key.issued.elapsed() < ARC_KEY_TTL);
+        let found = keys.iter().position(|key| {
+            crypto::hash::constant_time_eq(key.secret.as_bytes(), presented.as_bytes())
+        });
+        match found {
+            Some(index) => {
+                keys.remove(index);
+                Ok(())
+            }
+            None => Err(Refusal::WrongArcKey),
+        }
+    }
+
+    /// Service Fabric: the identity header as `Secret`; the application's identity is the
+    /// resource's default one (Service Fabric binds identities in the cluster, not per call).
+    async fn service_fabric_token(
+        &self,
+        peer: SocketAddr,
+        method: &Method,
+        headers: &HeaderMap,
+        params: Params,
+        injected: &Injected,
+    ) -> Result<Response, Refusal> {
+        check_request(method, headers)?;
+        let resource = self.resource()?;
+        let presented = headers
+            .get("secret")
+            .map(|value| value.as_bytes())
+            .filter(|value| !value.is_empty())
+            .ok_or(Refusal::MissingIdentityHeader)?;
+        let expected = resource.identity_header.as_bytes();
+        if expected.is_empty() || !crypto::hash::constant_time_eq(presented, expected) {
+            return Err(Refusal::WrongIdentityHeader);
+        }
+        self.check_not_revoked()?;
+        let params = parse(params)?;
+        if required(&params, "api-version")? != SERVICE_FABRIC_API_VERSION {
+            return Err(Refusal::BadQuery);
+        }
+        let audience = required(&params, "resource")?;
+        let selector = Selector::Default;
+        let identity = resource.select(&selector).ok_or(Refusal::IdentityNotFound)?;
+        let token = self
+            .token(&resource, identity, &selector, audience, "serviceFabric", peer, injected)
+            .await?;
+        Ok(Json(json!({
+            "token_type": "Bearer",
+            "access_token": token.access_token,
+            "expires_on": token.expires_on + injected.clock_offset_secs(),
+            "resource": audience,
+        }))
+        .into_response())
+    }
+
+    /// Cloud Shell: a POST with `Metadata: true` and the parameters in a form body.
+    async fn cloud_shell_token(
+        &self,
+        peer: SocketAddr,
+        method: &Method,
+        headers: &HeaderMap,
+        form: Result<Form<HashMap<String, String>>, FormRejection>,
+        injected: &Injected,
+    ) -> Result<Response, Refusal> {
+        if headers.contains_key("x-forwarded-for") {
+            return Err(Refusal::ForwardedFor);
+        }
+        if method != Method::POST {
+            return Err(Refusal::MethodNotAllowed);
+        }
+        check_metadata_header(headers)?;
+        let resource = self.resource()?;
+        self.check_not_revoked()?;
+        let Form(params) = form.map_err(|_| Refusal::BadQuery)?;
+        self.imds_shaped_token(&resource, &params, "cloudShell", peer, injected).await
     }
 
     async fn identity_info(
@@ -284,6 +549,7 @@ impl Endpoint {
         method: &Method,
         headers: &HeaderMap,
         params: Params,
+        injected: &Injected,
     ) -> Result<Response, Refusal> {
         check_request(method, headers)?;
         let resource = self.resource()?;
@@ -309,15 +575,17 @@ impl Endpoint {
         let table = if legacy { APP_SERVICE_LEGACY_SELECTORS } else { APP_SERVICE_SELECTORS };
         let (selector, _) = selector(&params, table)?;
         let identity = resource.select(&selector).ok_or(Refusal::IdentityNotFound)?;
+        let kind = if legacy { "appService2017" } else { "appService" };
         let token =
-            self.token(&resource, identity, &selector, audience, "appService", peer).await?;
+            self.token(&resource, identity, &selector, audience, kind, peer, injected).await?;
 
         let now_secs = self.shared.clock.now().secs();
+        let offset = injected.clock_offset_secs();
         // `expires_on` is an epoch string in both versions (MSAL does `int(expires_on)`);
         // `expires_in` is not in the documented shape but harmless and helps other clients.
         let body: BTreeMap<&str, String> = BTreeMap::from([
             ("access_token", token.access_token.clone()),
-            ("expires_on", token.expires_on.to_string()),
+            ("expires_on", (token.expires_on + offset).to_string()),
             ("expires_in", (token.expires_on - now_secs).max(0).to_string()),
             ("resource", audience.to_owned()),
             ("token_type", "Bearer".to_owned()),
@@ -327,6 +595,7 @@ impl Endpoint {
     }
 
     /// The identity's token for `audience`, from the cache or the server.
+    #[allow(clippy::too_many_arguments)]
     async fn token(
         &self,
         resource: &HostedResource,
@@ -335,6 +604,7 @@ impl Endpoint {
         audience: &str,
         endpoint_kind: &str,
         peer: SocketAddr,
+        injected: &Injected,
     ) -> Result<Arc<IssuedToken>, Refusal> {
         let shared = &self.shared;
         let resource_key = resource.resource_key.to_ascii_lowercase();
@@ -346,6 +616,8 @@ impl Endpoint {
             identity_resource_id: None,
             endpoint: endpoint_kind.to_owned(),
             client_ip: Some(peer.ip().to_string()),
+            lifetime_secs: injected.lifetime_secs(),
+            refused: None,
         };
         match selector {
             Selector::Default => {}

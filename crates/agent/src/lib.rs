@@ -27,6 +27,9 @@
 //!   restarted agent serves every resource on the port it had.
 //! - `endpoint`: the routes every listener serves (IMDS token, identity info, instance
 //!   metadata, App Service token), with their exact wire shapes and refusals (`refusal`).
+//! - `tls`: HTTPS on the same listeners for Service Fabric's protocol, with the certificate
+//!   whose thumbprint is reported to the server.
+//! - `faults`: the faults injected on the endpoints, applied before anything else.
 //! - `cache`, `rate_limit`: the single-flight token cache and the per-resource token bucket.
 //!   Identity selection is `api_types::hosting::HostedResource::select`, the same function the
 //!   server applies.
@@ -39,11 +42,13 @@ pub mod command;
 mod cache;
 mod credentials;
 mod endpoint;
+mod faults;
 mod files;
 mod rate_limit;
 mod refusal;
 mod remembered;
 mod state;
+mod tls;
 mod upstream;
 mod watch;
 
@@ -197,6 +202,14 @@ pub async fn start(config: AgentConfig) -> Result<RunningAgent, Error> {
         config.clock.clone(),
         config.rate_limit,
     ));
+    match tls::ServiceFabricTls::generate(config.resource_listen_ip, config.clock.now()) {
+        Ok(tls) => {
+            let _ = shared.service_fabric.set(tls);
+        }
+        Err(error) => {
+            tracing::error!(%error, "no Service Fabric certificate; its endpoint is not served");
+        }
+    }
 
     let imds = match config.imds_listen {
         Some(address) => {

@@ -51,13 +51,18 @@ pub(crate) enum Refusal {
     RateLimited { retry_after_secs: u64 },
     /// No such path.
     NotFound,
+    /// Azure Arc: the `Authorization` key is not one the agent handed out (or was used).
+    WrongArcKey,
+    /// Azure Arc: the agent cannot write key files (not root).
+    ArcUnavailable,
 }
 
 impl Refusal {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             Refusal::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Refusal::WrongIdentityHeader => StatusCode::UNAUTHORIZED,
+            Refusal::WrongIdentityHeader | Refusal::WrongArcKey => StatusCode::UNAUTHORIZED,
+            Refusal::ArcUnavailable => StatusCode::INTERNAL_SERVER_ERROR,
             Refusal::HostRevoked | Refusal::Forbidden => StatusCode::FORBIDDEN,
             Refusal::TokenUnavailable => StatusCode::INTERNAL_SERVER_ERROR,
             Refusal::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -72,7 +77,10 @@ impl Refusal {
             Refusal::ForwardedFor | Refusal::InvalidApiVersion => "bad_request",
             Refusal::MethodNotAllowed => "method_not_allowed",
             Refusal::MissingMetadataHeader => "bad_request_102",
-            Refusal::WrongIdentityHeader | Refusal::MissingIdentityHeader => "unauthorized_client",
+            Refusal::WrongIdentityHeader
+            | Refusal::MissingIdentityHeader
+            | Refusal::WrongArcKey => "unauthorized_client",
+            Refusal::ArcUnavailable => "unknown",
             Refusal::HostRevoked | Refusal::Forbidden => "forbidden",
             Refusal::TokenUnavailable => "unknown",
             Refusal::RateLimited { .. } => "too_many_requests",
@@ -113,6 +121,8 @@ impl Refusal {
             }
             Refusal::RateLimited { .. } => "too many requests; retry later".to_owned(),
             Refusal::NotFound => "no such path".to_owned(),
+            Refusal::WrongArcKey => "the Authorization key is not valid (each key works once)".to_owned(),
+            Refusal::ArcUnavailable => "Azure Arc needs the agent to run as root: it cannot write key files in /var/opt/azcmagent/tokens".to_owned(),
         }
     }
 
@@ -136,6 +146,8 @@ impl Refusal {
             Refusal::TokenUnavailable => "token_unavailable",
             Refusal::RateLimited { .. } => "rate_limited",
             Refusal::NotFound => "not_found",
+            Refusal::WrongArcKey => "wrong_arc_key",
+            Refusal::ArcUnavailable => "arc_unavailable",
         }
     }
 

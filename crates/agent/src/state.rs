@@ -4,10 +4,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
-use api_types::hosting::HostedResource;
+use api_types::hosting::{Faults, HostedResource};
 
 use crate::RateLimit;
 use crate::cache::TokenCache;
@@ -32,6 +32,11 @@ pub(crate) struct Shared {
     tenant: RwLock<Option<String>>,
     /// The server refused the host's certificate (401/403 on the watch or renewal).
     revoked: AtomicBool,
+    /// The faults injected on the host (for the shared IMDS listener when it serves no single
+    /// resource); each resource's effective faults are in its `HostedResource::faults`.
+    host_faults: RwLock<Option<Faults>>,
+    /// The HTTPS identity of the Service Fabric endpoint, set once at start.
+    pub(crate) service_fabric: OnceLock<crate::tls::ServiceFabricTls>,
 }
 
 impl Shared {
@@ -51,6 +56,8 @@ impl Shared {
             limiters: Mutex::default(),
             tenant: RwLock::default(),
             revoked: AtomicBool::new(false),
+            host_faults: RwLock::default(),
+            service_fabric: OnceLock::new(),
         }
     }
 
@@ -63,8 +70,20 @@ impl Shared {
         self.resources().get(key).cloned()
     }
 
+    /// The faults injected on the host, as of the last assignments.
+    pub(crate) fn host_faults(&self) -> Option<Faults> {
+        self.host_faults.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Installs the host's faults from new assignments.
+    pub(crate) fn set_host_faults(&self, faults: Option<Faults>) {
+        *self.host_faults.write().unwrap_or_else(PoisonError::into_inner) = faults;
+    }
+
     /// Installs new assignments. Cached tokens of identities no longer attached to their
-    /// resource, and the limiters and tenants of resources that left, are dropped at once.
+    /// resource, and the limiters and tenants of resources that left, are dropped at once; so
+    /// are the cached tokens of a resource whose faults changed (a shorter lifetime applies at
+    /// once).
     pub(crate) fn set_resources(&self, tenant_id: String, resources: Vec<HostedResource>) {
         if !tenant_id.is_empty() {
             *self.tenant.write().unwrap_or_else(PoisonError::into_inner) = Some(tenant_id);
@@ -82,9 +101,18 @@ impl Shared {
                     })
                 })
                 .collect();
+        let before = self.resources();
+        let faults_changed: HashSet<String> = resources
+            .iter()
+            .filter(|(key, resource)| {
+                before.get(*key).is_some_and(|old| old.faults != resource.faults)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
         *self.resources.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(resources);
         self.cache.retain(|slot| {
             attached.contains(&(slot.resource_key.clone(), slot.principal_id.clone()))
+                && !faults_changed.contains(&slot.resource_key)
         });
         let placed = self.resources();
         lock(&self.limiters).retain(|key, _| key == SHARED_LIMITER_KEY || placed.contains_key(key));

@@ -128,6 +128,9 @@ fn vm(name: &str, system: bool, users: &[usize]) -> HostedResource {
         identity_header: format!("header-{name}"),
         system: system.then(|| system_identity(name)),
         user: users.iter().map(|n| user_identity(*n)).collect(),
+        identity_flavour: None,
+        workload_selectors: None,
+        faults: None,
     }
 }
 
@@ -764,4 +767,154 @@ async fn renewal_swaps_the_certificate_before_it_expires() {
     assert_ne!(std::fs::read_to_string(dir.path().join("agent.key")).unwrap(), first_key);
     assert_eq!(mode(&dir.path().join("agent.key")), 0o600);
     agent.shutdown().await;
+}
+
+// Flavours and faults (docs/flavours.md).
+
+fn with_faults(faults: api_types::hosting::Faults) -> HostedResource {
+    HostedResource { faults: Some(faults), ..vm("vm1", true, &[]) }
+}
+
+#[tokio::test]
+async fn faults_shorten_lifetimes_move_clocks_and_replace_answers() {
+    use api_types::hosting::{Faults, InjectedError};
+    let setup = setup_with(
+        |_| {},
+        vec![with_faults(Faults {
+            token_lifetime_secs: Some(120),
+            clock_offset_secs: 1000,
+            ..Faults::default()
+        })],
+    )
+    .await;
+    let answer = imds(&setup.base, &format!("resource={VAULT}")).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let body = answer.json();
+    // The fake issues for an hour whatever is asked; the request carried the shorter lifetime.
+    assert_eq!(setup.fake.with(|calls| calls.token_requests[0].lifetime_secs), Some(120));
+    let expires_on: i64 = body["expires_on"].as_str().unwrap().parse().unwrap();
+    let not_before: i64 = body["not_before"].as_str().unwrap().parse().unwrap();
+    let expires_in: i64 = body["expires_in"].as_str().unwrap().parse().unwrap();
+    assert_eq!(expires_on - not_before, 3600, "{body}");
+    assert!((3598..=3600).contains(&expires_in), "expires_in is not moved: {body}");
+    let now = domain::Clock::now(&domain::SystemClock).secs();
+    assert!((not_before - 1000 - now).abs() <= 5, "the times are 1000 s ahead: {body}");
+
+    // Every token request answered 429 with Retry-After; other paths untouched.
+    let version = setup.fake.set_resources(vec![with_faults(Faults {
+        errors: vec![InjectedError { status: 429, percent: 100 }],
+        retry_after_secs: Some(2),
+        ..Faults::default()
+    })]);
+    setup.fake.wait_reported(version).await;
+    let answer = imds(&setup.base, &format!("resource={VAULT}")).await;
+    answer.assert_imds_error(429, "too_many_requests");
+    assert_eq!(answer.headers["retry-after"], "2");
+    let info = call(
+        Method::GET,
+        &format!("{}/metadata/identity/info", setup.base),
+        &[("Metadata", "true")],
+    )
+    .await;
+    assert_eq!(info.status, StatusCode::OK, "{}", info.text);
+
+    // Docker Desktop's 403 on IMDS paths; the App Service path still answers.
+    let version = setup
+        .fake
+        .set_resources(vec![with_faults(Faults { imds_unreachable: true, ..Faults::default() })]);
+    setup.fake.wait_reported(version).await;
+    let answer = imds(&setup.base, &format!("resource={VAULT}")).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert!(answer.text.contains("unreachable network"), "{}", answer.text);
+    let answer = app_service(&setup.base, &format!("resource={VAULT}"), Some("header-vm1")).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    setup.agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn cloud_shell_posts_a_form_and_service_fabric_answers_over_https() {
+    let setup = setup().await;
+    let url = format!("{}/cloudshell/token", setup.base);
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let answer = client
+        .post(&url)
+        .header("Metadata", "true")
+        .form(&[("resource", "https://vault.azure.net")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["resource"], "https://vault.azure.net");
+    assert!(body["expires_on"].is_string(), "{body}");
+    let refused = call(Method::GET, &url, &[("Metadata", "true")]).await;
+    refused.assert_imds_error(405, "method_not_allowed");
+
+    // The reported thumbprint is the certificate's; HTTPS and plain HTTP share the port.
+    let thumbprint = setup
+        .fake
+        .with(|calls| {
+            calls.statuses.last().and_then(|status| status.service_fabric_thumbprint.clone())
+        })
+        .unwrap();
+    assert_eq!(thumbprint.len(), 40);
+    let https = setup.base.replacen("http://", "https://", 1);
+    let insecure = reqwest::Client::builder()
+        .no_proxy()
+        .tls_danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let query = "api-version=2019-07-01-preview&resource=https://vault.azure.net";
+    let answer = insecure
+        .get(format!("{https}/servicefabric/token?{query}"))
+        .header("Secret", "header-vm1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let body: Value = answer.json().await.unwrap();
+    assert!(body["expires_on"].is_i64(), "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    let wrong = insecure
+        .get(format!("{https}/servicefabric/token?{query}"))
+        .header("Secret", "header-vm2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    setup.agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_arc_key_file_works_once_or_the_agent_says_it_needs_root() {
+    let setup = setup().await;
+    let url = format!(
+        "{}/arc/metadata/identity/oauth2/token?api-version=2020-06-01&resource={VAULT}",
+        setup.base
+    );
+    let challenge = call(Method::GET, &url, &[("Metadata", "true")]).await;
+    let root = std::fs::metadata("/proc/self")
+        .map(|metadata| std::os::unix::fs::MetadataExt::uid(&metadata) == 0)
+        .unwrap();
+    if !root {
+        challenge.assert_imds_error(500, "unknown");
+        assert!(challenge.text.contains("needs the agent to run as root"), "{}", challenge.text);
+        return;
+    }
+    assert_eq!(challenge.status, StatusCode::UNAUTHORIZED, "{}", challenge.text);
+    let realm = challenge.headers["www-authenticate"].to_str().unwrap().to_owned();
+    let path = PathBuf::from(realm.strip_prefix("Basic realm=").unwrap());
+    assert_eq!(path.parent().unwrap(), Path::new("/var/opt/azcmagent/tokens"));
+    assert_eq!(path.extension().unwrap(), "key");
+    assert_eq!(mode(&path), 0o640);
+    let key = std::fs::read_to_string(&path).unwrap();
+    let authorization = format!("Basic {key}");
+    let headers = [("Metadata", "true"), ("Authorization", authorization.as_str())];
+    let answer = call(Method::GET, &url, &headers).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert!(answer.json()["expires_in"].is_string());
+    assert!(!path.exists(), "the key file is deleted once used");
+    let again = call(Method::GET, &url, &headers).await;
+    again.assert_imds_error(401, "unauthorized_client");
+    setup.agent.shutdown().await;
 }

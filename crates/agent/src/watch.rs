@@ -18,6 +18,7 @@ use crate::Error;
 use crate::endpoint::{self, Scope};
 use crate::remembered::{Ports, SHARED_IMDS_KEY};
 use crate::state::Shared;
+use crate::tls::SniffingListener;
 use crate::upstream::{Backoff, CallError};
 
 /// Longest pause between watch attempts after failures.
@@ -97,8 +98,14 @@ impl WatchContext {
     /// Installs `assignments` and opens and closes listeners to match. False when a listener
     /// could not be opened (to be retried).
     async fn apply(&self, assignments: Assignments) -> bool {
-        let Assignments { version, tenant_id, resources } = assignments;
+        let Assignments { version, tenant_id, resources, faults } = assignments;
         tracing::info!(%version, resources = resources.len(), "assignments changed");
+        for resource in &resources {
+            if let Some(faults) = resource.faults.as_ref().filter(|faults| !faults.is_empty()) {
+                tracing::warn!(resource = %resource.resource_key, ?faults, "faults injected on this resource's endpoints");
+            }
+        }
+        self.shared.set_host_faults(faults);
         self.shared.set_resources(tenant_id, resources);
         let placed = self.shared.resources();
         let mut listeners = self.listeners.lock().await;
@@ -161,6 +168,11 @@ impl WatchContext {
         let status = HostStatus {
             endpoints: self.endpoints.borrow().clone(),
             imds: self.imds_address.map(|address| format!("http://{address}")),
+            service_fabric_thumbprint: self
+                .shared
+                .service_fabric
+                .get()
+                .map(|tls| tls.thumbprint.clone()),
         };
         self.shared.api.report_status(&status).await
     }
@@ -194,9 +206,16 @@ impl ResourceListener {
         address: SocketAddr,
         scope: Scope,
     ) -> Result<Self, Error> {
+        use axum::serve::ListenerExt as _;
         let listen_error = |source| Error::Listen { address, source };
         let listener = TcpListener::bind(address).await.map_err(listen_error)?;
         let address = listener.local_addr().map_err(listen_error)?;
+        // Resource listeners also answer HTTPS (Service Fabric); the shared IMDS one does not.
+        let tls = match scope {
+            Scope::Resource(_) => shared.service_fabric.get().map(|tls| tls.acceptor.clone()),
+            Scope::SharedImds => None,
+        };
+        let listener = SniffingListener::new(listener, tls).map_err(listen_error)?.tap_io(|_| {});
         let service = endpoint::router(shared.clone(), scope)
             .into_make_service_with_connect_info::<SocketAddr>();
         let (stop, stopped) = oneshot::channel::<()>();

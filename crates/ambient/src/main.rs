@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use agent::command::{StopSignals, init_tracing};
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +34,13 @@ enum Command {
     /// Run the host agent: enroll with a join token, then serve the metadata endpoints for the
     /// resources placed on this host.
     Agent(agent::command::AgentArgs),
+    /// Print a shell completion script, for example `source <(ambient completion bash)` in
+    /// ~/.bashrc.
+    Completion {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     #[command(flatten)]
     Cli(cli::Command),
 }
@@ -95,7 +102,11 @@ struct ServerArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = cli::refine_help(Cli::command()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -118,6 +129,11 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Dev(args) => serve(server::Mode::Dev, args, cli.global).await,
         Command::Server(args) => serve(server::Mode::Server, args, cli.global).await,
         Command::Agent(args) => run_agent(args).await,
+        Command::Completion { shell } => {
+            let mut command = cli::refine_help(Cli::command());
+            clap_complete::generate(shell, &mut command, "ambient", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Cli(command) => cli::run(command, cli.global).await,
     }
 }
@@ -160,7 +176,19 @@ async fn serve(mode: server::Mode, args: ServerArgs, global: cli::GlobalArgs) ->
     let master_key = std::env::var("AMBIENT_MASTER_KEY").ok();
     let mut config = server::ServerConfig::resolve(mode, file.overlay(flags), master_key, &cwd)?;
     config.console = Some(console_router());
-    let running = server::start(config).await?;
+    // A first start that fails (a port in use) leaves no empty data directory behind.
+    let data_dir = config.data_dir.clone();
+    let data_dir_existed = data_dir.exists();
+    let running = match server::start(config).await {
+        Ok(running) => running,
+        Err(error) => {
+            if !data_dir_existed {
+                // Removes the directory only if nothing was written into it.
+                let _ = std::fs::remove_dir(&data_dir);
+            }
+            return Err(error.into());
+        }
+    };
     // `ambient dev` runs the agent for host `local` in this process, enrolled through the same
     // protocol as a remote agent.
     let agent = if mode == server::Mode::Dev {
@@ -258,7 +286,11 @@ fn print_dev_banner(running: &server::RunningServer, agent: &agent::RunningAgent
     writeln!(text)?;
     writeln!(
         text,
-        "Key Vault names are <vault>.vault.<suffix>; if they do not resolve, add to /etc/hosts:"
+        "Key Vault names are <vault>.vault.<suffix>; where they do not resolve, add to /etc/hosts"
+    )?;
+    writeln!(
+        text,
+        "the line `ambient keyvault create` prints for each vault (hosts files have no wildcards), and:"
     )?;
     writeln!(text, "  {}", running.hosts_line(&[]))?;
     writeln!(text)?;

@@ -38,6 +38,16 @@ pub struct HostInfo {
     /// Ids of the resources placed on the host.
     #[serde(default)]
     pub resources: Vec<String>,
+    /// The faults injected on every resource of the host that has none of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<Faults>,
+    /// The faults injected on single resources of the host, by resource id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resource_faults: BTreeMap<String, Faults>,
+    /// Things an administrator should know, such as resources whose identities any local
+    /// process may use (no workload selectors).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// `POST /hosting/enroll` body (no client certificate).
@@ -87,6 +97,10 @@ pub struct Assignments {
     pub tenant_id: String,
     /// The compute resources placed on the host, with their identities.
     pub resources: Vec<HostedResource>,
+    /// The faults injected on the host's shared listener and on resources without faults of
+    /// their own (each resource's effective faults are in [`HostedResource::faults`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<Faults>,
 }
 
 /// One compute resource placed on the host.
@@ -118,6 +132,17 @@ pub struct HostedResource {
     /// The attached user-assigned identities.
     #[serde(default)]
     pub user: Vec<IdentityRef>,
+    /// The managed-identity flavour the resource's platform speaks
+    /// (`properties.ambient.identityFlavour`); `None` is IMDS with App Service beside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_flavour: Option<IdentityFlavour>,
+    /// Which local processes may use the resource's identities
+    /// (`properties.ambient.workloadSelectors`); `None`: any local process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_selectors: Option<WorkloadSelectors>,
+    /// The faults injected on the resource's endpoints: its own, else the host's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<Faults>,
 }
 
 /// A managed identity as the agent needs to select it.
@@ -200,6 +225,10 @@ pub struct HostStatus {
     /// The shared IMDS listener, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imds: Option<String>,
+    /// SHA-1 thumbprint (lower-case hex) of the certificate the resource listeners present to
+    /// HTTPS clients (Service Fabric's `IDENTITY_SERVER_THUMBPRINT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_fabric_thumbprint: Option<String>,
 }
 
 /// `POST /hosting/token`: a managed-identity token for one resource on the calling host.
@@ -225,6 +254,15 @@ pub struct TokenRequest {
     /// The workload's address as the agent saw it, for the sign-in log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_ip: Option<String>,
+    /// A shorter lifetime than the managed-identity default (fault injection, workload
+    /// assertions); the server raises it to `domain::limits::TOKEN_LIFETIME_SECS_MIN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetime_secs: Option<i64>,
+    /// Set when the agent refused the workload (its process matched none of the resource's
+    /// workload selectors): the server issues nothing and records a failed sign-in with this
+    /// reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 /// A managed-identity token as the server hands it to the agent (numbers as numbers; the
@@ -260,6 +298,156 @@ pub struct TokenRefusal {
     pub error_description: String,
 }
 
+/// The managed-identity protocols of Azure's platforms, which the agent serves (docs/flavours.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityFlavour {
+    /// A VM's instance metadata service (`AZURE_POD_IDENTITY_AUTHORITY_HOST`).
+    Imds,
+    /// App Service and Functions, 2019-08-01 (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`).
+    #[serde(rename = "appservice")]
+    AppService,
+    /// Azure Arc's challenge with a key file (`IDENTITY_ENDPOINT`, `IMDS_ENDPOINT`).
+    Arc,
+    /// Service Fabric over pinned HTTPS (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`,
+    /// `IDENTITY_SERVER_THUMBPRINT`).
+    #[serde(rename = "servicefabric")]
+    ServiceFabric,
+    /// Azure ML and the legacy App Service protocol, 2017-09-01 (`MSI_ENDPOINT`, `MSI_SECRET`).
+    Ml,
+    /// Cloud Shell's POST (`MSI_ENDPOINT` alone).
+    #[serde(rename = "cloudshell")]
+    CloudShell,
+    /// Workload identity federation with a token file (`AZURE_FEDERATED_TOKEN_FILE`).
+    Workload,
+}
+
+impl IdentityFlavour {
+    /// Every flavour, in the order of `ambient run --flavour`'s help.
+    pub const ALL: [IdentityFlavour; 7] = [
+        IdentityFlavour::Imds,
+        IdentityFlavour::AppService,
+        IdentityFlavour::Arc,
+        IdentityFlavour::ServiceFabric,
+        IdentityFlavour::Ml,
+        IdentityFlavour::CloudShell,
+        IdentityFlavour::Workload,
+    ];
+
+    /// The name on the command line and in `properties.ambient.identityFlavour`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityFlavour::Imds => "imds",
+            IdentityFlavour::AppService => "appservice",
+            IdentityFlavour::Arc => "arc",
+            IdentityFlavour::ServiceFabric => "servicefabric",
+            IdentityFlavour::Ml => "ml",
+            IdentityFlavour::CloudShell => "cloudshell",
+            IdentityFlavour::Workload => "workload",
+        }
+    }
+
+    /// The flavour named `name` (any case).
+    pub fn parse(name: &str) -> Option<IdentityFlavour> {
+        IdentityFlavour::ALL.into_iter().find(|flavour| flavour.as_str().eq_ignore_ascii_case(name))
+    }
+}
+
+/// Which local processes may use a resource's identities: every selector given must match the
+/// process at the other end of the connection (docs/flavours.md, "Workload attestation").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadSelectors {
+    /// The process's effective user: a name (looked up on the host) or a number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// A group of the process (effective or supplementary): a name or a number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The process's executable, an absolute path (symbolic links resolved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executable: Option<String>,
+    /// SHA-256 of the executable's contents, lower-case hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executable_sha256: Option<String>,
+    /// The systemd unit the process runs in (`web.service`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_unit: Option<String>,
+    /// The process's cgroup, or one above it (`/system.slice/web.service`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// The container the process runs in: its id, or a prefix of at least 12 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+}
+
+impl WorkloadSelectors {
+    /// Whether no selector is given (every local process matches).
+    pub fn is_empty(&self) -> bool {
+        *self == WorkloadSelectors::default()
+    }
+}
+
+/// Faults injected on a host's or a resource's metadata endpoints, for testing clients
+/// (`/hosting/hosts/{name}/faults`, `/hosting/faults?resourceId=`). Empty fields inject nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Faults {
+    /// Added before every answer of the metadata endpoints, in milliseconds.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub latency_ms: u64,
+    /// Shares of token requests answered with an error status instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<InjectedError>,
+    /// `Retry-After` (seconds) on the injected 429 and 503 answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
+    /// Answer IMDS paths as Docker Desktop answers for an unreachable 169.254.169.254 (403,
+    /// "A socket operation was attempted to an unreachable network").
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub imds_unreachable: bool,
+    /// Accept token requests and never answer them (clients time out).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub no_answer: bool,
+    /// The lifetime of the tokens the resource gets, in seconds (at least 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_lifetime_secs: Option<i64>,
+    /// Seconds added to every absolute time the endpoints answer (`expires_on`,
+    /// `not_before`), as if the metadata service's clock ran that far ahead (behind if
+    /// negative); the token and `expires_in` are unchanged.
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub clock_offset_secs: i64,
+}
+
+/// One share of injected error answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InjectedError {
+    /// 429, 500 or 503.
+    pub status: u16,
+    /// The share of token requests, in percent (1 to 100; all shares add up to 100 at most).
+    pub percent: u8,
+}
+
+impl Faults {
+    /// Whether nothing is injected.
+    pub fn is_empty(&self) -> bool {
+        *self == Faults::default()
+    }
+}
+
+fn is_zero_u64(value: &u64) -> bool {
+    *value == 0
+}
+
+fn is_zero_i64(value: &i64) -> bool {
+    *value == 0
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,6 +477,9 @@ mod tests {
             location: "local".to_owned(),
             vm_id: None,
             identity_header: "h".to_owned(),
+            identity_flavour: None,
+            workload_selectors: None,
+            faults: None,
             system: system.then(|| identity("sys-oid", "sys-cid", None)),
             user: (0..users)
                 .map(|n| {

@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use crate::GlobalArgs;
+use crate::output::Columns;
 use crate::profile;
 
 #[derive(Debug, Subcommand)]
@@ -97,10 +98,24 @@ pub enum CredentialCommand {
     },
 }
 
+/// `az ad sp list -o table`'s columns.
+pub(crate) const SP_COLUMNS: Columns = &[
+    ("DisplayName", "displayName"),
+    ("Id", "id"),
+    ("AppId", "appId"),
+    ("CreatedDateTime", "createdDateTime"),
+];
+
+/// The table columns of `command`'s output, where az has its own.
+pub fn columns(command: &AdCommand) -> Option<Columns> {
+    let AdCommand::Sp(command) = command;
+    matches!(command, SpCommand::List { .. } | SpCommand::Show { .. }).then_some(SP_COLUMNS)
+}
+
 pub async fn run(command: AdCommand, global: &GlobalArgs) -> Result<Value> {
     let AdCommand::Sp(command) = command;
     let profile = profile::load(&global.home)?;
-    let client = profile::client(&profile)?;
+    let client = profile::client(&global.home, &profile)?;
     match command {
         SpCommand::CreateForRbac(args) => {
             if args.years == 0 || args.years > 10 {

@@ -113,7 +113,7 @@ impl Arm {
                 "no subscription: pass --subscription, or sign in with `ambient login --subscription ID`"
             ),
         };
-        Ok(Arm { client: profile::client(&profile)?, subscription })
+        Ok(Arm { client: profile::client(&global.home, &profile)?, subscription })
     }
 
     /// Sends one request and returns the JSON answer (`Value::Null` for an empty one).

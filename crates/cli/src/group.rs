@@ -72,7 +72,7 @@ pub async fn run(args: GroupArgs, global: &GlobalArgs) -> Result<Printed> {
         }
         GroupCommand::List => {
             let path = arm::path(
-                &format!("/subscriptions/{subscription}/resourcegroups"),
+                &format!("/subscriptions/{subscription}/resourceGroups"),
                 API_RESOURCE_GROUPS,
             );
             Printed::with_columns(Value::Array(arm.list(path, usize::MAX).await?), GROUP_COLUMNS)
@@ -92,7 +92,7 @@ pub async fn run(args: GroupArgs, global: &GlobalArgs) -> Result<Printed> {
 }
 
 fn group_path(subscription: &str, name: &str) -> String {
-    arm::path(&format!("/subscriptions/{subscription}/resourcegroups/{name}"), API_RESOURCE_GROUPS)
+    arm::path(&format!("/subscriptions/{subscription}/resourceGroups/{name}"), API_RESOURCE_GROUPS)
 }
 
 fn create_request(
@@ -116,7 +116,7 @@ mod tests {
         expect![[r#"
             Request {
                 method: Put,
-                path: "/subscriptions/s1/resourcegroups/rg1?api-version=2021-04-01",
+                path: "/subscriptions/s1/resourceGroups/rg1?api-version=2021-04-01",
                 body: Some(
                     Object {
                         "location": String("local"),

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::GlobalArgs;
 use crate::arm::{self, Arm, SubscriptionArgs};
 use crate::output::Printed;
+use crate::profile;
 
 pub const API_KEY_VAULT: &str = "2023-07-01";
 /// The data-plane api-version the CLI speaks.
@@ -174,9 +175,14 @@ pub async fn run(args: KeyvaultArgs, global: &GlobalArgs) -> Result<Printed> {
                     "softDeleteRetentionInDays": retention_days,
                 },
             });
-            Printed::plain(with_group(
-                arm.send(&arm::Request::put(arm::path(&id, API_KEY_VAULT), body)).await?,
-            ))
+            let vault = arm.send(&arm::Request::put(arm::path(&id, API_KEY_VAULT), body)).await?;
+            if let Some(hint) = vault["properties"]["vaultUri"]
+                .as_str()
+                .and_then(|uri| hosts_hint(uri, &profile::load(&global.home).ok()?.server))
+            {
+                eprintln!("{hint}");
+            }
+            Printed::plain(with_group(vault))
         }
         KeyvaultCommand::List { resource_group } => {
             let scope = match resource_group {
@@ -335,6 +341,55 @@ impl DataPlane<'_> {
 
 /// `https://v.vault.localhost:8443/` → `https://vault.localhost:8443/.default`: the resource
 /// Key Vault's challenge names for this vault.
+/// When the vault's host name does not resolve here (hosts files have no wildcards, and not
+/// every resolver answers for `*.localhost`), the warning naming the exact `/etc/hosts` line that
+/// makes SDK clients reach it; `None` when it resolves.
+fn hosts_hint(vault_uri: &str, server_url: &str) -> Option<String> {
+    let host = host_of(vault_uri)?;
+    if resolves(&host) {
+        return None;
+    }
+    let address = host_of(server_url)
+        .and_then(|server| {
+            if server.parse::<std::net::IpAddr>().is_ok() {
+                return Some(server);
+            }
+            resolve(&server).map(|address| address.to_string())
+        })
+        .unwrap_or_else(|| "127.0.0.1".to_owned());
+    Some(hosts_hint_text(&host, &address))
+}
+
+fn hosts_hint_text(host: &str, address: &str) -> String {
+    format!(
+        "warning: {host} does not resolve on this machine; for SDK clients outside \
+         `ambient run --isolate`, add this line to /etc/hosts (as root):\n{address} {host}"
+    )
+}
+
+/// The host name of an `https://host[:port]/...` URL.
+fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next()?;
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+    };
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
+fn resolve(host: &str) -> Option<std::net::IpAddr> {
+    use std::net::ToSocketAddrs as _;
+    let mut addresses: Vec<std::net::SocketAddr> = (host, 443).to_socket_addrs().ok()?.collect();
+    // Prefer IPv4, which every hosts file and client handles.
+    addresses.sort_by_key(|address| !address.is_ipv4());
+    addresses.first().map(|address| address.ip())
+}
+
+fn resolves(host: &str) -> bool {
+    resolve(host).is_some()
+}
+
 fn scope_of(vault_uri: &str) -> Result<String> {
     let host = vault_uri.trim_start_matches("https://").trim_end_matches('/');
     let (_, rest) =
@@ -378,7 +433,17 @@ async fn find_vault(arm: &Arm, name: &str, group: Option<&str>) -> Result<Value>
         .find(|vault| {
             vault["name"].as_str().is_some_and(|vault_name| vault_name.eq_ignore_ascii_case(name))
         })
-        .with_context(|| format!("no vault named {name}"))
+        .with_context(|| vault_not_found(name, group))
+}
+
+/// The error of a vault that is not there, coded and worded as az's.
+fn vault_not_found(name: &str, group: Option<&str>) -> String {
+    match group {
+        Some(group) => format!(
+            "ResourceNotFound: The Resource 'Microsoft.KeyVault/vaults/{name}' under resource group '{group}' was not found."
+        ),
+        None => format!("ResourceNotFound: The Vault '{name}' not found within subscription."),
+    }
 }
 
 #[cfg(test)]
@@ -393,5 +458,32 @@ mod tests {
         );
         assert_eq!(named(json!({"id": "https://v.vault.x/secrets/db/abc"}))["name"], "db");
         assert_eq!(named(json!({"id": "https://v.vault.x/deletedsecrets/db"}))["name"], "db");
+    }
+
+    #[test]
+    fn hosts_hint_names_the_vault() {
+        // Goal: `keyvault create` tells exactly which line makes a vault name resolve.
+        assert_eq!(
+            host_of("https://stockvault.vault.localhost:8443/").as_deref(),
+            Some("stockvault.vault.localhost")
+        );
+        assert_eq!(host_of("https://[::1]:8443").as_deref(), Some("::1"));
+        assert_eq!(host_of("https://ambient.example.com").as_deref(), Some("ambient.example.com"));
+        expect_test::expect![[r#"
+            warning: stockvault.vault.localhost does not resolve on this machine; for SDK clients outside `ambient run --isolate`, add this line to /etc/hosts (as root):
+            127.0.0.1 stockvault.vault.localhost"#]]
+        .assert_eq(&hosts_hint_text("stockvault.vault.localhost", "127.0.0.1"));
+        // A name that resolves needs no hint; `.invalid` never resolves (RFC 6761).
+        assert_eq!(hosts_hint("https://localhost:8443/", "https://localhost:8443"), None);
+        let hint = hosts_hint("https://v1.vault.invalid:8443/", "https://127.0.0.1:8443").unwrap();
+        assert!(hint.ends_with("\n127.0.0.1 v1.vault.invalid"), "{hint}");
+    }
+
+    #[test]
+    fn a_missing_vault_has_a_code() {
+        expect_test::expect!["ResourceNotFound: The Vault 'nope' not found within subscription."]
+            .assert_eq(&vault_not_found("nope", None));
+        expect_test::expect!["ResourceNotFound: The Resource 'Microsoft.KeyVault/vaults/nope' under resource group 'rg' was not found."]
+            .assert_eq(&vault_not_found("nope", Some("rg")));
     }
 }

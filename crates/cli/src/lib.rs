@@ -22,6 +22,7 @@ mod profile;
 mod query;
 mod role;
 mod run;
+mod token_cache;
 
 pub use crate::output::print_line;
 
@@ -157,6 +158,43 @@ pub enum TokenKeysCommand {
     List,
 }
 
+/// `command` (the binary's whole command tree, which flattens [`Command`]) with the help texts
+/// of the compute groups naming their own resource: `vm`, `webapp` and `functionapp` share one
+/// argument type, whose own texts can only say "resources".
+pub fn refine_help(command: clap::Command) -> clap::Command {
+    let groups = [
+        ("vm", "virtual machine", "virtual machines"),
+        ("webapp", "web app", "web apps"),
+        ("functionapp", "function app", "function apps"),
+    ];
+    groups.into_iter().fold(command, |command, (group, one, many)| {
+        command.mut_subcommand(group, |command| {
+            command
+                .mut_subcommand("create", |command| {
+                    command.about(format!(
+                        "Create (or update) a {one}, optionally with managed identities"
+                    ))
+                })
+                .mut_subcommand("show", |command| {
+                    command.about(format!("Show a {one} (or several, by --ids)"))
+                })
+                .mut_subcommand("list", |command| {
+                    command.about(format!(
+                        "List the {many} of a resource group, or of the subscription"
+                    ))
+                })
+                .mut_subcommand("delete", |command| {
+                    command.about(format!(
+                        "Delete a {one} (or several, by --ids); its system-assigned identity goes with it"
+                    ))
+                })
+                .mut_subcommand("identity", |command| {
+                    command.about(format!("Managed identities of a {one}"))
+                })
+        })
+    })
+}
+
 /// Runs one CLI command.
 pub async fn run(command: Command, global: GlobalArgs) -> Result<()> {
     // A bad query fails before the command changes anything.
@@ -169,9 +207,12 @@ pub async fn run(command: Command, global: GlobalArgs) -> Result<()> {
         Command::Account(AccountCommand::GetAccessToken(args)) => {
             Printed::plain(get_access_token(args, &global).await?)
         }
-        Command::Ad(command) => Printed::plain(ad::run(command, &global).await?),
+        Command::Ad(command) => {
+            let columns = ad::columns(&command);
+            Printed { value: ad::run(command, &global).await?, columns }
+        }
         Command::TokenKeys(TokenKeysCommand::Rotate { activate_in }) => {
-            let client = profile::client(&profile::load(&global.home)?)?;
+            let client = profile::client(&global.home, &profile::load(&global.home)?)?;
             Printed::plain(
                 client
                     .post(
@@ -182,7 +223,7 @@ pub async fn run(command: Command, global: GlobalArgs) -> Result<()> {
             )
         }
         Command::TokenKeys(TokenKeysCommand::List) => {
-            let client = profile::client(&profile::load(&global.home)?)?;
+            let client = profile::client(&global.home, &profile::load(&global.home)?)?;
             Printed::plain(serde_json::Value::Array(
                 client
                     .get("/v1.0/ambient/signingKeys")
@@ -276,7 +317,9 @@ async fn get_access_token(
         (None, None) => client::MANAGEMENT_SCOPE.to_owned(),
     };
     let options = identity::TokenRequestOptions { tenant_id: args.tenant.clone() };
-    let token = profile::credential(&profile)?.get_token(&[scope.as_str()], &options).await?;
+    let token = profile::cached_credential(&global.home, &profile)?
+        .get_token(&[scope.as_str()], &options)
+        .await?;
     let expires = time::OffsetDateTime::from_unix_timestamp(token.expires_on)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let format = time::macros::format_description!(
@@ -315,7 +358,28 @@ mod tests {
 
     #[test]
     fn command_tree_is_consistent() {
-        TestCli::command().debug_assert();
+        refine_help(TestCli::command()).debug_assert();
+    }
+
+    #[test]
+    fn compute_help_names_the_resource() {
+        // Goal: `ambient webapp --help` speaks of web apps, not "resources".
+        let mut command = refine_help(TestCli::command());
+        let webapp = command.find_subcommand_mut("webapp").unwrap();
+        let abouts: Vec<String> = webapp
+            .get_subcommands()
+            .map(|sub| format!("{}: {}", sub.get_name(), sub.get_about().unwrap()))
+            .collect();
+        expect_test::expect![[r#"
+            [
+                "create: Create (or update) a web app, optionally with managed identities",
+                "show: Show a web app (or several, by --ids)",
+                "list: List the web apps of a resource group, or of the subscription",
+                "delete: Delete a web app (or several, by --ids); its system-assigned identity goes with it",
+                "identity: Managed identities of a web app",
+            ]
+        "#]]
+        .assert_debug_eq(&abouts);
     }
 
     #[test]
@@ -370,6 +434,8 @@ mod tests {
             role::ASSIGNMENT_COLUMNS,
             role::DEFINITION_COLUMNS,
             monitor::ACTIVITY_COLUMNS,
+            monitor::SIGN_IN_COLUMNS,
+            ad::SP_COLUMNS,
         ];
         for columns in all {
             for (header, expression) in columns {

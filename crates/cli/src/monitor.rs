@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::arm::{self, API_INSIGHTS, Arm, SubscriptionArgs};
-use crate::output::{Columns, Printed};
+use crate::output::{Columns, Printed, uniform_time};
 use crate::{GlobalArgs, Output, profile};
 
 #[derive(Debug, Subcommand)]
@@ -24,6 +24,8 @@ pub enum MonitorCommand {
 #[derive(Debug, Subcommand)]
 pub enum SignInLogCommand {
     /// List sign-ins (every token issued or refused), oldest first.
+    ///
+    /// Tokens the CLI itself asks for are in the log too; `--principal` narrows it.
     List {
         /// Only this principal (object id or app id).
         #[arg(long)]
@@ -39,7 +41,7 @@ pub enum SignInLogCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ActivityLogCommand {
-    /// List activity-log events of the subscription.
+    /// List activity-log events of the subscription, newest first.
     List(ActivityLogListArgs),
 }
 
@@ -85,10 +87,22 @@ pub(crate) const ACTIVITY_COLUMNS: Columns = &[
     ("CorrelationId", "correlationId"),
 ];
 
+/// The sign-in log's table, over the rows of `sign_in_row`.
+pub(crate) const SIGN_IN_COLUMNS: Columns = &[
+    ("Time", "time"),
+    ("Result", "result"),
+    ("ErrorCode", "errorCode"),
+    ("Principal", "principal"),
+    ("AppId", "appId"),
+    ("Credential", "credential"),
+    ("Resource", "resource"),
+    ("Ip", "ip"),
+];
+
 pub async fn run(command: MonitorCommand, global: &GlobalArgs) -> Result<Printed> {
     match command {
         MonitorCommand::SignInLog(SignInLogCommand::List { principal, since, top }) => {
-            let client = profile::client(&profile::load(&global.home)?)?;
+            let client = profile::client(&global.home, &profile::load(&global.home)?)?;
             let mut clauses = Vec::new();
             if let Some(principal) = principal {
                 clauses.push(format!("appId eq '{}'", principal.replace('\'', "''")));
@@ -101,11 +115,14 @@ pub async fn run(command: MonitorCommand, global: &GlobalArgs) -> Result<Printed
                 path.push_str(&format!("&$filter={}", client::encode(&clauses.join(" and "))));
             }
             let events = client::values(client.get(&path).await?);
-            Ok(Printed::plain(if global.output == Output::Json {
-                Value::Array(events)
+            Ok(if global.output == Output::Json {
+                Printed::plain(Value::Array(events))
             } else {
-                Value::Array(events.iter().map(sign_in_row).collect())
-            }))
+                Printed::with_columns(
+                    Value::Array(events.iter().map(sign_in_row).collect()),
+                    SIGN_IN_COLUMNS,
+                )
+            })
         }
         MonitorCommand::ActivityLog(ActivityLogCommand::List(args)) => {
             let arm = Arm::connect(global, &args.subscription)?;
@@ -117,11 +134,10 @@ pub async fn run(command: MonitorCommand, global: &GlobalArgs) -> Result<Printed
                 arm.subscription
             );
             let path = arm::path_with_filter(&collection, API_INSIGHTS, Some(&filter));
-            // Client-side filters may drop events, so read pages until enough survive.
-            let client_filtered = args.caller.is_some() || args.status.is_some();
-            let limit = if client_filtered { usize::MAX } else { args.max_events };
+            // The server lists oldest first and az newest first, and client-side filters may
+            // drop events: read the whole time range, then keep the newest.
             let mut events: Vec<Value> = arm
-                .list(path, limit)
+                .list(path, usize::MAX)
                 .await?
                 .into_iter()
                 .filter(|event| {
@@ -138,10 +154,26 @@ pub async fn run(command: MonitorCommand, global: &GlobalArgs) -> Result<Printed
                     caller && status
                 })
                 .collect();
+            newest_first(&mut events);
             events.truncate(args.max_events);
             Ok(Printed::with_columns(Value::Array(events), ACTIVITY_COLUMNS))
         }
     }
+}
+
+/// Sorts activity-log events newest first, as az lists them; of the two halves of a write
+/// stamped with the same time, the outcome comes before the start.
+fn newest_first(events: &mut [Value]) {
+    let key = |event: &Value| {
+        let time = event["eventTimestamp"].as_str().and_then(uniform_time);
+        let stage = match event["status"]["value"].as_str() {
+            Some("Started") => 0,
+            Some("Accepted") => 1,
+            _ => 2,
+        };
+        (time, stage)
+    };
+    events.sort_by_key(|event| std::cmp::Reverse(key(event)));
 }
 
 /// The columns of a sign-in worth a table row.
@@ -223,6 +255,7 @@ fn parse_time(text: &str) -> Result<OffsetDateTime> {
 #[cfg(test)]
 mod tests {
     use expect_test::expect;
+    use serde_json::json;
     use time::macros::datetime;
 
     use super::*;
@@ -267,5 +300,47 @@ mod tests {
             activity_filter(&bad, now).unwrap_err().to_string(),
             "--offset '6x' is not like 6h or 1d12h"
         );
+    }
+
+    #[test]
+    fn activity_log_lists_newest_first() {
+        // Goal: the table reads like az's, newest first, with later halves of one write first.
+        let mut events = vec![
+            json!({"eventTimestamp": "2024-01-01T00:00:01.0000000Z", "operationName": {"value": "a"}, "status": {"value": "Started"}}),
+            json!({"eventTimestamp": "2024-01-01T00:00:01.0000000Z", "operationName": {"value": "a"}, "status": {"value": "Succeeded"}}),
+            json!({"eventTimestamp": "2024-01-01T00:00:03.5000000Z", "operationName": {"value": "b"}, "status": {"value": "Succeeded"}}),
+        ];
+        newest_first(&mut events);
+        expect![[r#"
+            Time                      Operation  Status
+            ------------------------  ---------  ---------
+            2024-01-01T00:00:03.500Z  b          Succeeded
+            2024-01-01T00:00:01.000Z  a          Succeeded
+            2024-01-01T00:00:01.000Z  a          Started"#]]
+        .assert_eq(&crate::output::table_with_columns(
+            &Value::Array(events),
+            &ACTIVITY_COLUMNS[..3],
+        ));
+    }
+
+    #[test]
+    fn sign_in_table_is_bounded_and_uniform() {
+        // Goal: a managed identity's long principal name and times of varying precision give
+        // a table of bounded width with one time format.
+        let principal = format!(
+            "/subscriptions/{}/resourceGroups/stock/providers/Microsoft.Compute/virtualMachines/stock-vm",
+            "0".repeat(36)
+        );
+        let events = [
+            json!({"createdDateTime": "2024-01-01T00:00:05.12Z", "appId": "a1", "servicePrincipalName": principal, "credentialType": "managedIdentity", "resourceId": "https://vault.azure.net", "status": {"errorCode": 0}, "ipAddress": "127.0.0.1"}),
+            json!({"createdDateTime": "2024-01-01T00:00:06Z", "appId": "a2", "servicePrincipalName": "ambient-admin", "credentialType": "clientSecret", "resourceId": "https://management.azure.com/", "status": {"errorCode": 7000215}, "ipAddress": null}),
+        ];
+        let rows = Value::Array(events.iter().map(sign_in_row).collect());
+        expect![[r#"
+            Time                      Result   ErrorCode  Principal                                                     AppId  Credential       Resource                       Ip
+            ------------------------  -------  ---------  ------------------------------------------------------------  -----  ---------------  -----------------------------  ---------
+            2024-01-01T00:00:05.120Z  success  0          …/stock/providers/Microsoft.Compute/virtualMachines/stock-vm  a1     managedIdentity  https://vault.azure.net        127.0.0.1
+            2024-01-01T00:00:06.000Z  failure  7000215    ambient-admin                                                 a2     clientSecret     https://management.azure.com/"#]]
+        .assert_eq(&crate::output::table_with_columns(&rows, SIGN_IN_COLUMNS));
     }
 }

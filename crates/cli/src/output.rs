@@ -6,10 +6,20 @@
 //!
 //! Key order follows az (knack): JSON output always sorts object keys; table and TSV output sort
 //! them too, except after `--query`, whose projections keep the order they name.
+//!
+//! The generic table follows knack's `_TableOutput`: one column per scalar field, headed by the
+//! key with its first letter capitalised (`principalId` becomes `PrincipalId`), with `id`,
+//! `type` and `etag` and nested objects and lists left out; a list of lists gets `Column1`,
+//! `Column2`..., a list of scalars `Result`.
+//! Unlike knack, cells are cut to [`CELL_CHARS_MAX`] characters so that one long resource id
+//! does not push every other column off the screen, and RFC 3339 times are shown with the same
+//! precision on every row.
 
 use std::io::Write as _;
 
 use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::query::Query;
 
@@ -27,6 +37,12 @@ pub fn print_line(text: &str) -> std::io::Result<()> {
         other => other,
     }
 }
+
+/// The widest a table cell gets; longer text is cut with `…` (resource ids keep their end).
+pub const CELL_CHARS_MAX: usize = 60;
+
+/// Keys knack leaves out of generic tables.
+const TABLE_SKIP_KEYS: &[&str] = &["id", "type", "etag"];
 
 /// The `--output` format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -121,7 +137,7 @@ pub fn table_with_columns(value: &Value, columns: Columns) -> String {
         .collect();
     let cells: Vec<Vec<String>> = rows(value)
         .iter()
-        .map(|row| queries.iter().map(|query| scalar(query.search(row).ok().as_ref())).collect())
+        .map(|row| queries.iter().map(|query| cell(query.search(row).ok().as_ref())).collect())
         .collect();
     let headers: Vec<String> = columns.iter().map(|(header, _)| (*header).to_owned()).collect();
     format_table(&headers, &cells)
@@ -135,19 +151,72 @@ fn rows(value: &Value) -> Vec<&Value> {
     }
 }
 
-/// The scalar fields of the first row, in order: the table's columns.
+/// The scalar, non-null fields of the rows, in order of first appearance: the table's columns.
 fn columns(rows: &[&Value]) -> Vec<String> {
     let mut columns: Vec<String> = Vec::new();
     for row in rows {
         if let Value::Object(map) = row {
             for (key, value) in map {
-                if !value.is_object() && !value.is_array() && !columns.contains(key) {
+                let shown = !value.is_null() && !value.is_object() && !value.is_array();
+                if shown && !TABLE_SKIP_KEYS.contains(&key.as_str()) && !columns.contains(key) {
                     columns.push(key.clone());
                 }
             }
         }
     }
     columns
+}
+
+/// knack's header: the key with its first letter capitalised.
+fn header(key: &str) -> String {
+    let mut chars = key.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// A table cell: the scalar text, times at one precision, cut to [`CELL_CHARS_MAX`].
+fn cell(value: Option<&Value>) -> String {
+    let text = match value {
+        Some(Value::String(text)) => uniform_time(text).unwrap_or_else(|| text.clone()),
+        other => scalar(other),
+    };
+    shorten(&text, CELL_CHARS_MAX)
+}
+
+/// An RFC 3339 time as `2024-01-01T00:00:05.123Z` (milliseconds, UTC), whatever precision and
+/// offset it came with; `None` for text that is not such a time.
+pub fn uniform_time(text: &str) -> Option<String> {
+    if text.len() < 20
+        || text.as_bytes().get(4) != Some(&b'-')
+        || text.as_bytes().get(10) != Some(&b'T')
+    {
+        return None;
+    }
+    let parsed = OffsetDateTime::parse(text, &Rfc3339).ok()?.to_offset(time::UtcOffset::UTC);
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    parsed.format(&format).ok()
+}
+
+/// `text` cut to `chars_max` characters with `…`: a path (`/subscriptions/...`,
+/// `Microsoft.Compute/virtualMachines/write`) keeps its end, which names the resource or the
+/// action; anything else (URLs included) its start.
+fn shorten(text: &str, chars_max: usize) -> String {
+    let count = text.chars().count();
+    if count <= chars_max {
+        return text.to_owned();
+    }
+    let keep = chars_max - 1;
+    if text.contains('/') && !text.contains("://") && !text.contains(' ') {
+        let tail: String = text.chars().skip(count - keep).collect();
+        format!("…{tail}")
+    } else {
+        let head: String = text.chars().take(keep).collect();
+        format!("{head}…")
+    }
 }
 
 fn scalar(value: Option<&Value>) -> String {
@@ -165,8 +234,19 @@ fn scalar(value: Option<&Value>) -> String {
 
 fn table(value: &Value) -> String {
     let rows = rows(value);
+    if rows.is_empty() {
+        return String::new();
+    }
+    if rows.iter().all(|row| row.is_array()) {
+        let width = rows.iter().filter_map(|row| row.as_array()).map(Vec::len).max().unwrap_or(0);
+        let headers: Vec<String> = (1..=width).map(|index| format!("Column{index}")).collect();
+        let cells: Vec<Vec<String>> =
+            rows.iter().map(|row| (0..width).map(|index| cell(row.get(index))).collect()).collect();
+        return format_table(&headers, &cells);
+    }
     if rows.iter().any(|row| !row.is_object()) {
-        return rows.iter().map(|row| scalar(Some(row))).collect::<Vec<_>>().join("\n");
+        let cells: Vec<Vec<String>> = rows.iter().map(|row| vec![cell(Some(row))]).collect();
+        return format_table(&["Result".to_owned()], &cells);
     }
     let columns = columns(&rows);
     if columns.is_empty() {
@@ -174,9 +254,10 @@ fn table(value: &Value) -> String {
     }
     let cells: Vec<Vec<String>> = rows
         .iter()
-        .map(|row| columns.iter().map(|column| scalar(row.get(column))).collect())
+        .map(|row| columns.iter().map(|column| cell(row.get(column))).collect())
         .collect();
-    format_table(&columns, &cells)
+    let headers: Vec<String> = columns.iter().map(|column| header(column)).collect();
+    format_table(&headers, &cells)
 }
 
 fn format_table(columns: &[String], cells: &[Vec<String>]) -> String {
@@ -187,7 +268,7 @@ fn format_table(columns: &[String], cells: &[Vec<String>]) -> String {
             cells
                 .iter()
                 .map(|row| row[index].chars().count())
-                .chain([column.len()])
+                .chain([column.chars().count()])
                 .max()
                 .unwrap_or(0)
         })
@@ -245,7 +326,7 @@ mod tests {
             finish(Printed::plain(value.clone()), None, format).unwrap().unwrap_or_default()
         };
         expect_test::expect![[r#"
-            n   name
+            N   Name
             --  ----
             1   a
             22  long"#]]
@@ -273,9 +354,92 @@ mod tests {
         .assert_eq(&table_with_columns(&value, columns));
         let query = Query::parse("[0].name").unwrap();
         let printed = Printed::with_columns(value, columns);
-        assert_eq!(finish(printed, Some(&query), Output::Table).unwrap().as_deref(), Some("vm1"));
+        // A scalar gets az's `Result` header.
+        assert_eq!(
+            finish(printed, Some(&query), Output::Table).unwrap().as_deref(),
+            Some("Result\n------\nvm1")
+        );
         assert_eq!(finish(Printed::nothing(), None, Output::Json).unwrap(), None);
         let pairs = serde_json::json!([["vm1", "local"], ["vm2", "west"]]);
         assert_eq!(render(&pairs, Output::Tsv), "vm1\tlocal\nvm2\twest");
+    }
+
+    #[track_caller]
+    fn check_table(value: Value, query: Option<&str>, expect: expect_test::Expect) {
+        let query = query.map(|text| Query::parse(text).unwrap());
+        let printed = finish(Printed::plain(value), query.as_ref(), Output::Table).unwrap();
+        expect.assert_eq(&printed.unwrap_or_default());
+    }
+
+    #[test]
+    fn generic_tables_look_like_knack() {
+        // Goal: the generic table has az's headers and columns; method: render typical results.
+        check_table(
+            serde_json::json!([{
+                "id": "/subscriptions/s/resourceGroups/stock/providers/Microsoft.KeyVault/vaults/stockvault",
+                "type": "Microsoft.KeyVault/vaults",
+                "name": "stockvault",
+                "location": "local",
+                "resourceGroup": "stock",
+                "properties": {"vaultUri": "https://stockvault.vault.localhost:8443/"},
+                "tags": {},
+                "etag": null
+            }]),
+            None,
+            expect_test::expect![[r#"
+                Location  Name        ResourceGroup
+                --------  ----------  -------------
+                local     stockvault  stock"#]],
+        );
+        check_table(
+            serde_json::json!([{"principalId": "p1", "createdOn": "2024-01-01T00:00:00+01:00"}]),
+            Some("[].{principalId: principalId, createdOn: createdOn}"),
+            expect_test::expect![[r#"
+                PrincipalId  CreatedOn
+                -----------  ------------------------
+                p1           2023-12-31T23:00:00.000Z"#]],
+        );
+        check_table(
+            serde_json::json!([{"name": "a"}, {"name": "b"}]),
+            Some("[].name"),
+            expect_test::expect![[r#"
+                Result
+                ------
+                a
+                b"#]],
+        );
+        check_table(
+            serde_json::json!([{"name": "a", "n": 1}]),
+            Some("[].[name, n]"),
+            expect_test::expect![[r#"
+                Column1  Column2
+                -------  -------
+                a        1"#]],
+        );
+    }
+
+    #[test]
+    fn long_cells_are_cut() {
+        let id = format!("/subscriptions/{}/resourceGroups/rg/providers/X/y/name", "0".repeat(60));
+        let cut = shorten(&id, CELL_CHARS_MAX);
+        assert_eq!(cut.chars().count(), CELL_CHARS_MAX);
+        assert!(cut.starts_with('…') && cut.ends_with("/X/y/name"), "{cut}");
+        let operation = format!(
+            "Microsoft.ManagedIdentity/{}/federatedIdentityCredentials/write",
+            "x".repeat(40)
+        );
+        assert!(
+            shorten(&operation, CELL_CHARS_MAX).ends_with("/federatedIdentityCredentials/write")
+        );
+        let url = format!("https://{}.example.com/path", "x".repeat(60));
+        assert!(shorten(&url, CELL_CHARS_MAX).starts_with("https://xxx"));
+        let text = "x".repeat(100);
+        assert_eq!(shorten(&text, 10), format!("{}…", "x".repeat(9)));
+        assert_eq!(
+            uniform_time("2024-01-01T00:00:05Z").as_deref(),
+            Some("2024-01-01T00:00:05.000Z")
+        );
+        assert_eq!(uniform_time("2024-01-01"), None);
+        assert_eq!(uniform_time("not a time at all, really"), None);
     }
 }

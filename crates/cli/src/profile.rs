@@ -8,6 +8,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use api_types::profile::{Profile, ProfileCredential};
 
+use crate::token_cache::CachedCredential;
+
 /// Loads `profile.json` from `home`, saying what to do when there is none.
 pub fn load(home: &Path) -> Result<Profile> {
     let path = home.join("profile.json");
@@ -120,13 +122,28 @@ pub fn credential(profile: &Profile) -> Result<Arc<dyn identity::TokenCredential
     }
 }
 
-/// A client of the profile's server, signed in as the profile's principal.
-pub fn client(profile: &Profile) -> Result<client::Client> {
+/// The profile's credential behind the token cache in `home`: commands reuse a token until
+/// shortly before it expires instead of signing in every time.
+pub fn cached_credential(
+    home: &Path,
+    profile: &Profile,
+) -> Result<Arc<dyn identity::TokenCredential>> {
+    let app_id = match &profile.credential {
+        ProfileCredential::Secret { app_id, .. }
+        | ProfileCredential::Certificate { app_id, .. } => app_id,
+    };
+    let identity = format!("{} {} {app_id}", profile.server, profile.tenant);
+    Ok(Arc::new(CachedCredential::new(credential(profile)?, home, identity)))
+}
+
+/// A client of the profile's server, signed in as the profile's principal (tokens cached in
+/// `home`, the profile's directory).
+pub fn client(home: &Path, profile: &Profile) -> Result<client::Client> {
     let ca = match &profile.ca_bundle {
         Some(path) => Some(std::fs::read(path).with_context(|| format!("read CA bundle {path}"))?),
         None => None,
     };
-    Ok(client::Client::new(&profile.server, credential(profile)?, ca.as_deref())?)
+    Ok(client::Client::new(&profile.server, cached_credential(home, profile)?, ca.as_deref())?)
 }
 
 /// Where `ambient login` keeps a secret for `app_id`.

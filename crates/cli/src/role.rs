@@ -458,9 +458,50 @@ pub async fn resolve_role(arm: &Arm, role: &str, scope: &str) -> Result<Resolved
             id: one["id"].as_str().context("a role definition without an id")?.to_owned(),
             name: Some(role.to_owned()),
         }),
-        [] => bail!("role '{role}' doesn't exist"),
+        [] => {
+            let all = arm
+                .list(arm::path(&under(scope, DEFINITIONS), API_AUTHORIZATION), usize::MAX)
+                .await
+                .unwrap_or_default();
+            let names: Vec<&str> = all
+                .iter()
+                .filter_map(|definition| definition["properties"]["roleName"].as_str())
+                .collect();
+            match closest_name(role, &names) {
+                Some(near) => bail!("role '{role}' doesn't exist; did you mean '{near}'?"),
+                None => bail!("role '{role}' doesn't exist"),
+            }
+        }
         _ => bail!("more than one role is named '{role}': pass its id"),
     }
+}
+
+/// The candidate nearest to a misspelled `name` (case-insensitive edit distance), if one is
+/// near enough to be what was meant.
+fn closest_name<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let wanted = name.to_lowercase();
+    let distance_max = (wanted.chars().count() / 4).max(2);
+    candidates
+        .iter()
+        .map(|candidate| (edit_distance(&wanted, &candidate.to_lowercase()), *candidate))
+        .filter(|(distance, _)| *distance <= distance_max)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, char_a) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, char_b) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(char_a != *char_b);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 async fn resolve_assignee_args(arm: &Arm, args: &AssigneeArgs) -> Result<Option<String>> {
@@ -980,5 +1021,18 @@ mod tests {
         });
         expect![[r#"{"id":"/subscriptions/s1/providers/Microsoft.Authorization/roleDefinitions/g1","name":"g1","type":"Microsoft.Authorization/roleDefinitions","roleName":"Reader","roleType":"BuiltInRole","assignableScopes":["/"]}"#]]
             .assert_eq(&serde_json::to_string(&flatten_definition(&returned)).unwrap());
+    }
+
+    #[test]
+    fn misspelled_roles_get_a_suggestion() {
+        let names = ["Reader", "Key Vault Secrets User", "Key Vault Secrets Officer", "Owner"];
+        assert_eq!(closest_name("Key Vault Secret User", &names), Some("Key Vault Secrets User"));
+        assert_eq!(
+            closest_name("key vault secrets officr", &names),
+            Some("Key Vault Secrets Officer")
+        );
+        assert_eq!(closest_name("Reeder", &names), Some("Reader"));
+        assert_eq!(closest_name("Storage Blob Data Reader", &names), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }

@@ -2,7 +2,25 @@
 //!
 //! Plain mode sets the variables the Azure SDKs read (`IDENTITY_ENDPOINT` and `IDENTITY_HEADER`
 //! for the App Service protocol, `AZURE_POD_IDENTITY_AUTHORITY_HOST` for IMDS clients) and the
-//! CA bundle variables. `--isolate` (Linux, root) runs the command in a network namespace of
+//! CA bundle variables. `--flavour` (or the resource's `properties.ambient.identityFlavour`)
+//! sets exactly what one platform sets instead (docs/flavours.md):
+//!
+//! | flavour      | variables                                                              |
+//! |--------------|------------------------------------------------------------------------|
+//! | `imds`       | `AZURE_POD_IDENTITY_AUTHORITY_HOST`                                    |
+//! | `appservice` | `IDENTITY_ENDPOINT`, `IDENTITY_HEADER`                                 |
+//! | `arc`        | `IDENTITY_ENDPOINT` (`/arc/...`), `IMDS_ENDPOINT`; root only           |
+//! | `ml`         | `MSI_ENDPOINT` (`/msi/token`, 2017-09-01), `MSI_SECRET`                |
+//! | `cloudshell` | `MSI_ENDPOINT` (`/cloudshell/token`)                                   |
+//! | `servicefabric` | `IDENTITY_ENDPOINT` (`https://.../servicefabric/token`), `IDENTITY_HEADER`, |
+//! |              | `IDENTITY_SERVER_THUMBPRINT` (the agent's certificate)                 |
+//! | `workload`   | `AZURE_FEDERATED_TOKEN_FILE`, `AZURE_CLIENT_ID`, `AZURE_TENANT_ID`,    |
+//! |              | `AZURE_AUTHORITY_HOST`, as Azure Workload Identity's webhook does      |
+//!
+//! Every flavour also sets `AZURE_POD_IDENTITY_AUTHORITY_HOST` to the agent, so an SDK that
+//! falls back to IMDS reaches the agent on loopback, never 169.254.169.254. The workload
+//! flavour's token file holds the resource's identity's token for `api://AzureADTokenExchange`
+//! (from the agent) and is rewritten at half its lifetime while the command runs. `--isolate` (Linux, root) runs the command in a network namespace of
 //! its own instead, where `169.254.169.254:80` is the resource's IMDS and the server's and
 //! vaults' names resolve, so code with no variables at all gets its identity, as on a VM.
 //!
@@ -17,6 +35,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use api_types::hosting::IdentityFlavour;
 use clap::Args;
 use serde_json::Value;
 
@@ -55,6 +74,11 @@ pub struct RunArgs {
     /// server's and vaults' names resolve (Linux, root).
     #[arg(long)]
     isolate: bool,
+    /// The managed-identity protocol to present: imds, appservice, arc, servicefabric, ml,
+    /// cloudshell or workload (default: the resource's identityFlavour, else App Service and
+    /// IMDS both).
+    #[arg(long, value_parser = parse_flavour, conflicts_with = "isolate")]
+    flavour: Option<IdentityFlavour>,
     #[command(flatten)]
     subscription: SubscriptionArgs,
     /// The command and its arguments (after --).
@@ -72,7 +96,8 @@ pub async fn run(args: RunArgs, global: &GlobalArgs) -> Result<i32> {
     let profile = profile::load(&global.home)?;
     let arm = Arm::connect(global, &args.subscription)?;
     let resource_id = resolve(&arm, &args.resource, args.resource_group.as_deref()).await?;
-    let (endpoint, header) = endpoint(&arm, &resource_id).await?;
+    let Endpoint { endpoint, header, flavour: resource_flavour, thumbprint } =
+        endpoint(&arm, &resource_id).await?;
     let ca = profile.ca_bundle.clone().map(PathBuf::from);
     let bundle = ca.as_ref().map(|ca| {
         let sibling = ca.with_file_name("ca-bundle.pem");
@@ -89,17 +114,200 @@ pub async fn run(args: RunArgs, global: &GlobalArgs) -> Result<i32> {
         let vaults = vault_hosts(&arm).await;
         return run_isolated(&args.command, &env, &endpoint, &profile.server, &vaults).await;
     }
-    env.push(("IDENTITY_ENDPOINT".to_owned(), format!("{endpoint}/msi/token")));
-    env.push(("IDENTITY_HEADER".to_owned(), header));
+    // The safety net of every flavour: IMDS is the agent.
     env.push(("AZURE_POD_IDENTITY_AUTHORITY_HOST".to_owned(), endpoint.clone()));
+    let mut token_file = None;
+    match args.flavour.or(resource_flavour) {
+        None => {
+            env.push(("IDENTITY_ENDPOINT".to_owned(), format!("{endpoint}/msi/token")));
+            env.push(("IDENTITY_HEADER".to_owned(), header));
+        }
+        Some(IdentityFlavour::Imds) => {}
+        Some(IdentityFlavour::AppService) => {
+            env.push(("IDENTITY_ENDPOINT".to_owned(), format!("{endpoint}/msi/token")));
+            env.push(("IDENTITY_HEADER".to_owned(), header));
+        }
+        Some(IdentityFlavour::Arc) => {
+            if !is_root() {
+                bail!(
+                    "--flavour arc needs root: the SDKs read Azure Arc's key files only from /var/opt/azcmagent/tokens, which the agent (running as root) writes"
+                );
+            }
+            env.push((
+                "IDENTITY_ENDPOINT".to_owned(),
+                format!("{endpoint}/arc/metadata/identity/oauth2/token"),
+            ));
+            env.push(("IMDS_ENDPOINT".to_owned(), endpoint.clone()));
+        }
+        Some(IdentityFlavour::Ml) => {
+            env.push(("MSI_ENDPOINT".to_owned(), format!("{endpoint}/msi/token")));
+            env.push(("MSI_SECRET".to_owned(), header));
+        }
+        Some(IdentityFlavour::CloudShell) => {
+            env.push(("MSI_ENDPOINT".to_owned(), format!("{endpoint}/cloudshell/token")));
+        }
+        Some(IdentityFlavour::ServiceFabric) => {
+            let Some(thumbprint) = thumbprint else {
+                bail!("the agent serving {resource_id} reports no Service Fabric certificate")
+            };
+            let https = endpoint.replacen("http://", "https://", 1);
+            env.push(("IDENTITY_ENDPOINT".to_owned(), format!("{https}/servicefabric/token")));
+            env.push(("IDENTITY_HEADER".to_owned(), header));
+            env.push(("IDENTITY_SERVER_THUMBPRINT".to_owned(), thumbprint));
+        }
+        Some(IdentityFlavour::Workload) => {
+            let file = WorkloadTokenFile::start(&endpoint).await?;
+            env.push(("AZURE_CLIENT_ID".to_owned(), file.client_id.clone()));
+            env.push(("AZURE_TENANT_ID".to_owned(), file.tenant_id.clone()));
+            env.push(("AZURE_AUTHORITY_HOST".to_owned(), profile.server.clone()));
+            env.push(("AZURE_FEDERATED_TOKEN_FILE".to_owned(), file.path.display().to_string()));
+            token_file = Some(file);
+        }
+    }
     let mut command = tokio::process::Command::new(&args.command[0]);
     command.args(&args.command[1..]);
     for name in CLEARED {
         command.env_remove(name);
     }
     command.envs(env);
-    let status = command.status().await.with_context(|| format!("run {}", args.command[0]))?;
-    Ok(exit_code(status))
+    let status = command.status().await.with_context(|| format!("run {}", args.command[0]));
+    drop(token_file);
+    Ok(exit_code(status?))
+}
+
+fn parse_flavour(name: &str) -> Result<IdentityFlavour, String> {
+    IdentityFlavour::parse(name).ok_or_else(|| {
+        let names: Vec<&str> =
+            IdentityFlavour::ALL.iter().map(|flavour| flavour.as_str()).collect();
+        format!("one of {}", names.join(", "))
+    })
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    // /proc/self belongs to the process's effective user.
+    std::fs::metadata("/proc/self").is_ok_and(|metadata| metadata.uid() == 0)
+}
+
+/// The audience of federated assertions (Azure Workload Identity's projected tokens).
+const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
+/// The shortest wait between two rewrites of the federated token file.
+const TOKEN_FILE_REWRITE_MIN: Duration = Duration::from_secs(5);
+
+/// The federated token file of `--flavour workload`, rewritten at half its token's lifetime by
+/// a background task; the task stops and the file's directory is removed on drop.
+struct WorkloadTokenFile {
+    path: PathBuf,
+    client_id: String,
+    tenant_id: String,
+    refresher: tokio::task::JoinHandle<()>,
+}
+
+impl WorkloadTokenFile {
+    async fn start(endpoint: &str) -> Result<WorkloadTokenFile> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .context("http client")?;
+        let info: Value = http
+            .get(format!("{endpoint}/metadata/identity/info"))
+            .header("Metadata", "true")
+            .send()
+            .await
+            .context("ask the agent for the tenant")?
+            .error_for_status()
+            .context("ask the agent for the tenant")?
+            .json()
+            .await?;
+        let tenant_id = info["tenantId"].as_str().context("the agent named no tenant")?.to_owned();
+        let directory =
+            std::env::temp_dir().join(format!("ambient-workload-{}", std::process::id()));
+        // A directory of this name is left over from an earlier process with this id.
+        let _ = std::fs::remove_dir_all(&directory);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&directory)
+            .with_context(|| format!("create {}", directory.display()))?;
+        let path = directory.join("azure-identity-token");
+        let (client_id, expires_in) = write_assertion(&http, endpoint, &path).await?;
+        let refresher = tokio::spawn({
+            let endpoint = endpoint.to_owned();
+            let path = path.clone();
+            async move {
+                let mut wait = half(expires_in);
+                loop {
+                    tokio::time::sleep(wait).await;
+                    wait = match write_assertion(&http, &endpoint, &path).await {
+                        Ok((_, expires_in)) => half(expires_in),
+                        Err(error) => {
+                            eprintln!(
+                                "ambient run: renewing the federated token file failed: {error:#}"
+                            );
+                            TOKEN_FILE_REWRITE_MIN
+                        }
+                    };
+                }
+            }
+        });
+        Ok(WorkloadTokenFile { path, client_id, tenant_id, refresher })
+    }
+}
+
+impl Drop for WorkloadTokenFile {
+    fn drop(&mut self) {
+        self.refresher.abort();
+        if let Some(directory) = self.path.parent() {
+            let _ = std::fs::remove_dir_all(directory);
+        }
+    }
+}
+
+fn half(expires_in: u64) -> Duration {
+    Duration::from_secs(expires_in / 2).max(TOKEN_FILE_REWRITE_MIN)
+}
+
+/// Fetches the identity's token for the token-exchange audience from the agent and replaces
+/// the file with it (0600, atomically); returns the identity's client id and the token's
+/// remaining lifetime in seconds.
+async fn write_assertion(
+    http: &reqwest::Client,
+    endpoint: &str,
+    path: &Path,
+) -> Result<(String, u64)> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let answer: Value = http
+        .get(format!("{endpoint}/metadata/identity/oauth2/token"))
+        .query(&[("api-version", "2018-02-01"), ("resource", TOKEN_EXCHANGE_AUDIENCE)])
+        .header("Metadata", "true")
+        .send()
+        .await
+        .context("ask the agent for a federated token")?
+        .error_for_status()
+        .context("ask the agent for a federated token")?
+        .json()
+        .await?;
+    let token = answer["access_token"].as_str().context("no access_token from the agent")?;
+    let client_id = answer["client_id"].as_str().context("no client_id from the agent")?;
+    let expires_in = answer["expires_in"]
+        .as_str()
+        .and_then(|text| text.parse().ok())
+        .context("no expires_in from the agent")?;
+    let temporary = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&temporary);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temporary)
+        .with_context(|| format!("write {}", temporary.display()))?;
+    file.write_all(token.as_bytes())?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&temporary, path).with_context(|| format!("write {}", path.display()))?;
+    Ok((client_id.to_owned(), expires_in))
 }
 
 fn exit_code(status: std::process::ExitStatus) -> i32 {
@@ -148,16 +356,32 @@ async fn resolve(arm: &Arm, resource: &str, group: Option<&str>) -> Result<Strin
     }
 }
 
-/// The resource's metadata listener and App Service secret, waiting briefly for the agent to
-/// report a resource that was just created.
-async fn endpoint(arm: &Arm, resource_id: &str) -> Result<(String, String)> {
+/// The resource's metadata listener, App Service secret and flavour, waiting briefly for the
+/// agent to report a resource that was just created.
+struct Endpoint {
+    /// `http://IP:PORT`.
+    endpoint: String,
+    /// The App Service secret.
+    header: String,
+    /// The resource's `identityFlavour`.
+    flavour: Option<IdentityFlavour>,
+    /// The Service Fabric certificate's SHA-1 thumbprint.
+    thumbprint: Option<String>,
+}
+
+async fn endpoint(arm: &Arm, resource_id: &str) -> Result<Endpoint> {
     let path = format!("/hosting/endpoints?resourceId={}", client::encode(resource_id));
     for _ in 0..100 {
         let answer = arm.get(path.clone()).await?;
         if let (Some(endpoint), Some(header)) =
             (answer["endpoint"].as_str(), answer["identityHeader"].as_str())
         {
-            return Ok((endpoint.to_owned(), header.to_owned()));
+            return Ok(Endpoint {
+                endpoint: endpoint.to_owned(),
+                header: header.to_owned(),
+                flavour: answer["identityFlavour"].as_str().and_then(IdentityFlavour::parse),
+                thumbprint: answer["serviceFabricThumbprint"].as_str().map(str::to_owned),
+            });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -91,3 +91,22 @@ const _: () = assert!(SIGN_IN_SUCCESS_WINDOW_SECS <= SIGN_IN_FAILURE_WINDOW_SECS
 const _: () = assert!(LOG_EVENTS_MAX_MIN <= LOG_EVENTS_MAX_DEFAULT);
 const _: () = assert!(LOG_RETENTION_DAYS_DEFAULT <= LOG_RETENTION_DAYS_MAX);
 const _: () = assert!(LOG_EVENTS_PER_CALLER_PER_WINDOW_MAX < LOG_PENDING_EVENTS_MAX);
+
+// Managed-identity flavours and fault injection (docs/flavours.md).
+
+/// The shortest token lifetime a host may ask for (fault injection, workload assertions).
+pub const TOKEN_LIFETIME_SECS_MIN: i64 = 60;
+/// Lifetime of the federated token file `ambient run --flavour workload` writes, as Azure
+/// Workload Identity's projected service-account tokens (one hour).
+pub const WORKLOAD_ASSERTION_LIFETIME_SECS: i64 = 3600;
+/// Longest latency a fault may add to a metadata answer.
+pub const FAULT_LATENCY_MS_MAX: u64 = 60_000;
+/// Longest `Retry-After` an injected error may carry.
+pub const FAULT_RETRY_AFTER_SECS_MAX: u64 = 600;
+/// Largest clock offset a fault may apply, either way.
+pub const FAULT_CLOCK_OFFSET_SECS_MAX: i64 = 7 * 24 * 3600;
+/// Resources of one host that may carry faults of their own.
+pub const FAULTY_RESOURCES_PER_HOST_MAX: usize = 1000;
+
+const _: () = assert!(TOKEN_LIFETIME_SECS_MIN < WORKLOAD_ASSERTION_LIFETIME_SECS);
+const _: () = assert!(WORKLOAD_ASSERTION_LIFETIME_SECS <= MANAGED_IDENTITY_TOKEN_LIFETIME_SECS);

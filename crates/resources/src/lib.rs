@@ -2,8 +2,9 @@
 //! row is parsed into once ([`model::Resource`], [`model::IdentityBlock`]), what each create,
 //! update and delete changes ([`plan`]: pure, rows in and a [`plan::Plan`] out, including the
 //! lifecycle rules of managed identities of DESIGN §3, role assignments and custom roles), the
-//! reads a plan needs ([`load`]), ARM's JSON for roles and assignments ([`render`]), and the
-//! activity log's events ([`activity`]).
+//! reads a plan needs ([`load`]), ARM's JSON for roles and assignments ([`render`]), the
+//! activity log's events ([`activity`]), and a compute resource's Ambient settings (its
+//! managed-identity flavour and workload selectors, [`workload`]).
 //!
 //! Typical use, in the server:
 //!
@@ -27,6 +28,7 @@ pub mod plan;
 pub mod render;
 pub mod template;
 pub mod types;
+pub mod workload;
 
 pub use crate::model::{IdentityBlock, Resource};
 pub use crate::plan::{Plan, PutRequest};

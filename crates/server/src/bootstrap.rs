@@ -69,7 +69,7 @@ pub async fn ensure(
     let json = serde_json::to_vec_pretty(&credential)
         .map_err(|error| StartError::Key(error.to_string()))?;
     write_private(&credential_path, &json)
-        .map_err(|error| StartError::DataDir { path: credential_path.clone(), source: error })?;
+        .map_err(|error| StartError::DataDir { path: credential_path.clone(), error })?;
 
     let scope = format!("/subscriptions/{}", deployment.subscription_id);
     let assignment_name = domain::Guid::new_random().to_string();

@@ -59,8 +59,7 @@ pub struct TlsMaterial {
 impl DataDir {
     /// Creates the directory (mode 0700) if needed and checks that it is usable.
     pub fn open(root: &Path) -> Result<DataDir, StartError> {
-        let fail =
-            |error: std::io::Error| StartError::DataDir { path: root.to_owned(), source: error };
+        let fail = |error: std::io::Error| StartError::DataDir { path: root.to_owned(), error };
         if root.exists() && !root.is_dir() {
             return Err(fail(std::io::Error::new(
                 std::io::ErrorKind::NotADirectory,
@@ -104,13 +103,12 @@ impl DataDir {
                 .map_err(|error| StartError::Key(format!("{}: {error}", file.display()))),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 let key = MasterKey::generate();
-                write_private(file, key.to_base64().expose().as_bytes()).map_err(|error| {
-                    StartError::DataDir { path: file.to_owned(), source: error }
-                })?;
+                write_private(file, key.to_base64().expose().as_bytes())
+                    .map_err(|error| StartError::DataDir { path: file.to_owned(), error })?;
                 tracing::info!(path = %file.display(), "created master key");
                 Ok(key)
             }
-            Err(error) => Err(StartError::DataDir { path: file.to_owned(), source: error }),
+            Err(error) => Err(StartError::DataDir { path: file.to_owned(), error }),
         }
     }
 
@@ -168,7 +166,7 @@ impl DataDir {
         };
         if fs::read_to_string(self.ca_cert_path()).ok().as_deref() != Some(ca.cert_pem()) {
             write_public(&self.ca_cert_path(), ca.cert_pem().as_bytes())
-                .map_err(|source| StartError::DataDir { path: self.ca_cert_path(), source })?;
+                .map_err(|error| StartError::DataDir { path: self.ca_cert_path(), error })?;
         }
         self.write_ca_bundle(&ca)?;
         Ok(ca)
@@ -183,8 +181,7 @@ impl DataDir {
         ip_addresses: &[IpAddr],
         now: UnixTime,
     ) -> Result<TlsMaterial, StartError> {
-        let io =
-            |path: PathBuf| move |error| StartError::DataDir { path: path.clone(), source: error };
+        let io = |path: PathBuf| move |error| StartError::DataDir { path: path.clone(), error };
         let cert_path = self.path("server.pem");
         let key_path = self.path("server.key");
         let issuer_path = self.path(SERVER_CERT_ISSUER_FILE);
@@ -228,8 +225,7 @@ impl DataDir {
             }
         }
         let path = self.ca_bundle_path();
-        write_public(&path, bundle.as_bytes())
-            .map_err(|error| StartError::DataDir { path, source: error })
+        write_public(&path, bundle.as_bytes()).map_err(|error| StartError::DataDir { path, error })
     }
 }
 

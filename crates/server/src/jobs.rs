@@ -1,5 +1,7 @@
 //! Background work: every node reloads the signing keys every [`KEY_RELOAD_TICK`] (so a key
-//! rotated on one node is published and trusted by all within seconds), and exactly one node at
+//! rotated on one node is published and trusted by all within seconds) and reads the store's
+//! change counter every [`CHANGES_TICK`] (so another node's write empties this node's caches and
+//! wakes its agents' watches within about a second), and exactly one node at
 //! a time, the holder of the [`JOBS_LEASE`] database lease, runs the deployment's jobs: the
 //! scheduled key rotation, the purge of deleted secrets past their retention, and the pruning of
 //! the sign-in and activity logs ([`prune_logs`]: events past `--log-retention-days`, then the
@@ -26,6 +28,8 @@ pub const JOBS_LEASE: &str = "background-jobs";
 pub const JOBS_LEASE_SECS: i64 = 10;
 /// How often every node tries to take or renew the lease.
 const JOBS_TICK: Duration = Duration::from_secs(3);
+/// How often every node reads the store's change counter.
+const CHANGES_TICK: Duration = Duration::from_secs(1);
 /// How often every node re-reads the signing keys.
 const KEY_RELOAD_TICK: Duration = Duration::from_secs(2);
 /// How often the leader looks at the key-rotation schedule (it rotates only when due).
@@ -95,7 +99,30 @@ impl Leadership {
 
 /// Starts the key reload on this node and the lease loop that runs the jobs while it leads.
 pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
-    vec![tokio::spawn(reload_keys(state.issuer.clone())), tokio::spawn(lead(state.clone()))]
+    vec![
+        tokio::spawn(reload_keys(state.issuer.clone())),
+        tokio::spawn(follow_changes(state.clone())),
+        tokio::spawn(lead(state.clone())),
+    ]
+}
+
+/// Reads the change counter every [`CHANGES_TICK`]; when it moved, some node wrote, and this
+/// node drops its cached rows and wakes its watches (one read per node, whatever the number of
+/// connected agents). This node's own writes have already done so; the second wake is harmless.
+async fn follow_changes(state: AppState) {
+    let mut interval = tokio::time::interval(CHANGES_TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last: Option<Option<String>> = None;
+    loop {
+        interval.tick().await;
+        let Ok(current) = state.store.get_setting(store::CHANGE_COUNTER_SETTING).await else {
+            continue;
+        };
+        if last.as_ref().is_some_and(|previous| *previous != current) {
+            state.changed();
+        }
+        last = Some(current);
+    }
 }
 
 async fn reload_keys(issuer: Arc<issuer::Issuer>) {

@@ -39,10 +39,12 @@ use crate::data_dir::{DataDir, write_private, write_public};
 /// Why the server could not start. Each says what to fix in one line.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
-    #[error("listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    // The io errors are fields, not `#[source]`s: the message already says them, and a source
+    // would print them a second time in `{:#}` chains.
+    #[error("data directory {path}: {error}")]
+    DataDir { path: PathBuf, error: std::io::Error },
+    #[error("listen on {addr}: {error}{}", listen_hint(.error))]
+    Listen { addr: SocketAddr, error: std::io::Error },
     #[error(
         "port {port} is in use: it is the port this data directory's deployment picked on its first start \
          ({url}), kept so that tokens, vault URIs and the CLI profile stay valid; stop what holds it, \
@@ -93,6 +95,19 @@ pub struct RunningServer {
     state: state::AppState,
 }
 
+/// What to do about a listener that cannot bind, for the errors people meet.
+fn listen_hint(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            " (another process holds it: stop it, or pass --listen 127.0.0.1:0 for a free port)"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            " (ports below 1024 need root or CAP_NET_BIND_SERVICE; pass --listen 127.0.0.1:0 for a free port)"
+        }
+        _ => "",
+    }
+}
+
 /// The file in the data directory that remembers the port picked for `--listen ...:0`.
 const LISTEN_PORT_FILE: &str = "listen-port";
 
@@ -100,9 +115,8 @@ const LISTEN_PORT_FILE: &str = "listen-port";
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let data_dir = DataDir::open(&config.data_dir)?;
     let listener = bind(&config, &data_dir).await?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+    let local_addr =
+        listener.local_addr().map_err(|error| StartError::Listen { addr: config.listen, error })?;
     let public_url =
         config.public_url.clone().unwrap_or_else(|| PublicUrl::new("localhost", local_addr.port()));
 
@@ -229,7 +243,7 @@ async fn bind(
     let listen = |addr: SocketAddr| async move {
         tokio::net::TcpListener::bind(addr).await.map_err(|source| (addr, source))
     };
-    let failed = |(addr, source)| StartError::Listen { addr, source };
+    let failed = |(addr, error)| StartError::Listen { addr, error };
     if config.listen.port() != 0 {
         return listen(config.listen).await.map_err(failed);
     }
@@ -260,10 +274,10 @@ async fn bind(
     if remembered.is_none() {
         let port = listener
             .local_addr()
-            .map_err(|source| StartError::Listen { addr: config.listen, source })?
+            .map_err(|error| StartError::Listen { addr: config.listen, error })?
             .port();
         write_public(&port_file, format!("{port}\n").as_bytes())
-            .map_err(|source| StartError::DataDir { path: port_file.clone(), source })?;
+            .map_err(|error| StartError::DataDir { path: port_file.clone(), error })?;
     }
     Ok(listener)
 }
@@ -372,7 +386,7 @@ impl RunningServer {
 
     /// Writes `env.sh` and the CLI profile for the admin.
     fn write_client_files(&self) -> Result<(), StartError> {
-        let io = |path: PathBuf| move |source| StartError::DataDir { path: path.clone(), source };
+        let io = |path: PathBuf| move |error| StartError::DataDir { path: path.clone(), error };
         let admin_file = self.data_dir.path("admin.json");
         if admin_file.exists() {
             let profile = api_types::profile::Profile {

@@ -85,6 +85,24 @@ pub enum Write {
     },
 }
 
+/// The setting every state-changing `Store::apply` increments in its own transaction (an
+/// integer as text), so a node can notice another node's writes by reading one row.
+pub const CHANGE_COUNTER_SETTING: &str = "change-counter";
+
+impl Write {
+    /// Whether the write changes what callers see (rows other than settings and the two logs);
+    /// `Store::apply` bumps [`CHANGE_COUNTER_SETTING`] when any write in a batch does.
+    pub fn changes_state(&self) -> bool {
+        !matches!(
+            self,
+            Write::PutSetting { .. }
+                | Write::InsertSetting { .. }
+                | Write::AppendActivityEvent(_)
+                | Write::AppendSignInEvent(_)
+        )
+    }
+}
+
 /// The condition a `PutResource` write must meet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {

@@ -620,9 +620,20 @@ macro_rules! store_impl {
 
             async fn apply(&self, writes: Vec<Write>) -> Result<()> {
                 let _guard = self.write_guard().await;
+                let changes_state = writes.iter().any(Write::changes_state);
                 let mut tx = self.pool.begin().await?;
                 for write in writes {
                     apply_one(&mut tx, write).await?;
+                }
+                if changes_state {
+                    sqlx::query(
+                        "INSERT INTO settings (name, value) VALUES ($1, '1') \
+                         ON CONFLICT (name) DO UPDATE \
+                         SET value = CAST(CAST(settings.value AS BIGINT) + 1 AS TEXT)",
+                    )
+                    .bind(crate::records::CHANGE_COUNTER_SETTING)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 tx.commit().await?;
                 Ok(())

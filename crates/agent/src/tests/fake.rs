@@ -231,6 +231,7 @@ async fn assignments(
         version: format!("v{}", calls.version),
         tenant_id: TENANT.to_owned(),
         resources: calls.resources.clone(),
+        faults: None,
     })
     .into_response()
 }

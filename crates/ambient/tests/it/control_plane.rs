@@ -428,6 +428,9 @@ async fn errors_have_arm_shape() {
     arm.put(&arm.group("rg"), json!({"location": "westus"})).await;
     let (status, body) = arm.get(&arm.vm("rg", "ghost")).await;
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("ResourceNotFound")));
+    // Issue 15: a resource in a group that does not exist is the group's error, as on ARM.
+    let (status, body) = arm.get(&arm.vm("nope", "ghost")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("ResourceGroupNotFound")));
     let (status, body) =
         arm.put(&arm.vm("rg", "bad"), json!({"identity": {"type": "Sometimes"}})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("InvalidIdentityType")));

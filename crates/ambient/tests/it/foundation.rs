@@ -157,10 +157,40 @@ fn assert_one_error_line(code: i32, stderr: &str, expected: &str) {
 fn a_port_in_use_is_one_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
-    let dir = tempdir("busy");
+    let parent = tempdir("busy");
+    let dir = parent.join(".ambient");
     let (code, _, stderr) =
         run_ambient(&["dev", "--data-dir", dir.to_str().unwrap(), "--listen", &address], &[]);
+    // Issue 15: the cause once, a way out, and no empty data directory left behind.
     assert_one_error_line(code, &stderr, &format!("listen on {address}: Address already in use"));
+    assert_eq!(stderr.matches("Address already in use").count(), 1, "{stderr}");
+    assert!(stderr.contains("pass --listen 127.0.0.1:0 for a free port"), "{stderr}");
+    assert!(!dir.exists(), "the failed first start left {} behind", dir.display());
+    std::fs::remove_dir_all(&parent).ok();
+}
+
+#[test]
+fn completion_scripts_cover_the_commands() {
+    // Goal (issue 15): `ambient completion SHELL` prints a script the shell accepts that knows
+    // the CLI's groups; method: generate each, check bash's syntax with `bash -n`.
+    for (shell, marker) in
+        [("bash", "complete -F"), ("zsh", "#compdef ambient"), ("fish", "complete -c ambient")]
+    {
+        let (code, stdout, stderr) = run_ambient(&["completion", shell], &[]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stdout.contains(marker), "{shell}: {stdout}");
+        for word in ["keyvault", "federated-credential", "activity-log"] {
+            assert!(stdout.contains(word), "{shell} completes {word}");
+        }
+    }
+    let dir = tempdir("completion");
+    let script = dir.join("ambient.bash");
+    std::fs::write(&script, run_ambient(&["completion", "bash"], &[]).1).unwrap();
+    let status = std::process::Command::new("bash").arg("-n").arg(&script).status().unwrap();
+    assert!(status.success(), "bash -n refused the script");
+    let (code, _, stderr) = run_ambient(&["completion", "tcsh"], &[]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("invalid value 'tcsh'"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }
 

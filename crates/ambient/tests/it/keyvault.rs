@@ -10,7 +10,7 @@ use crate::agent::endpoint_of;
 use crate::control_plane::{Arm, rbac_id};
 use crate::{Ambient, cli_json, python, run_ambient, tempdir};
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

@@ -6,6 +6,8 @@ mod az;
 mod console;
 mod control_plane;
 mod deployment;
+mod docs;
+mod flavours;
 mod foundation;
 mod hostile;
 mod identity;

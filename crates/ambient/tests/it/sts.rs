@@ -243,7 +243,7 @@ async fn cli_login_tokens_rotation_and_sign_in_log() {
         &[("AMBIENT_HOME", ambient.data_dir.to_str().unwrap())],
     );
     assert_eq!(code, 0);
-    assert!(table.lines().next().unwrap().contains("appId"), "{table}");
+    assert!(table.lines().next().unwrap().contains("AppId"), "{table}");
 
     // Deleting the principal removes it.
     let deleted = run_ambient(
@@ -330,4 +330,32 @@ async fn a_user_assigned_identity_accepts_a_matching_federated_assertion() {
     parts[2] = format!("{flipped}{}", &parts[2][1..]);
     let (status, body) = exchange(parts.join(".")).await;
     assert_eq!(status, 401, "{body}");
+}
+
+#[test]
+fn cli_commands_reuse_one_token() {
+    // Goal (issue 15): the CLI signs in once and reuses its token, as az does, so the sign-in
+    // log is not mostly the CLI's own; method: several commands, then count the admin's
+    // sign-ins (the log is written in batches, so poll until the first one shows).
+    let dir = tempdir("token-cache");
+    let ambient = Ambient::start("dev", &dir, &[], &[]);
+    let admin =
+        cli_json(&ambient, &["account", "show"])["user"]["name"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        cli_json(&ambient, &["group", "list"]);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let sign_ins = loop {
+        let log = cli_json(&ambient, &["monitor", "sign-in-log", "list", "--principal", &admin]);
+        let count = log.as_array().unwrap().len();
+        if count > 0 || std::time::Instant::now() > deadline {
+            break log;
+        }
+        std::thread::park_timeout(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(sign_ins.as_array().unwrap().len(), 1, "{sign_ins}");
+    let cache = dir.join("token-cache.json");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&cache).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
 }

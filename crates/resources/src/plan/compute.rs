@@ -1,5 +1,6 @@
 //! Compute resources (VMs, scale sets, web and function apps, container groups, clusters,
-//! logic apps, storage accounts): the identity block and the host placement.
+//! logic apps, storage accounts): the identity block, the host placement and the Ambient
+//! settings (`properties.ambient`, checked by `crate::workload`).
 
 use serde_json::{Value, json};
 use store::Write;
@@ -93,6 +94,7 @@ pub(super) fn plan(
         ));
     }
     resource.properties.insert("hostId".to_owned(), json!(host));
+    crate::workload::normalize(&mut resource.properties)?;
     // Write-only secrets of the OS profile are never kept (Azure never returns them either).
     if let Some(os_profile) =
         resource.properties.get_mut("osProfile").and_then(Value::as_object_mut)

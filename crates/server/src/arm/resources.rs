@@ -103,10 +103,11 @@ pub async fn operate(context: &Context, id: &ResourceId) -> Result<Response, Api
     match context.method {
         Method::GET | Method::HEAD => {
             context.grants.check(&format!("{namespace}/read"), id)?;
-            let resource = load::resource(context.state.store.as_ref(), id)
-                .await
-                .map_err(from_resources)?
-                .ok_or_else(|| not_found(id))?;
+            let Some(resource) =
+                load::resource(context.state.store.as_ref(), id).await.map_err(from_resources)?
+            else {
+                return Err(missing(context, id).await);
+            };
             if context.method == Method::HEAD {
                 return Ok(StatusCode::NO_CONTENT.into_response());
             }
@@ -130,6 +131,19 @@ pub async fn operate(context: &Context, id: &ResourceId) -> Result<Response, Api
         Method::DELETE => delete(context, id, &format!("{namespace}/delete")).await,
         _ => Err(context.only(Method::GET).unwrap_err()),
     }
+}
+
+/// The error for a resource that is not there: `ResourceGroupNotFound` when its group is
+/// missing too, as ARM answers (`az vm show -g nope` says so), else `ResourceNotFound`.
+async fn missing(context: &Context, id: &ResourceId) -> ApiError {
+    if !id.is_resource_group()
+        && let (Some(subscription), Some(group)) = (id.subscription_id(), id.resource_group())
+        && let Ok(group_id) = ResourceId::resource_group_id(subscription, group)
+        && let Ok(None) = context.state.store.get_resource(group_id.key()).await
+    {
+        return not_found(&group_id);
+    }
+    not_found(id)
 }
 
 fn not_found(id: &ResourceId) -> ApiError {

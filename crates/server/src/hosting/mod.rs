@@ -6,12 +6,27 @@
 //! on every call that the host exists and is not revoked, and on every token that the resource
 //! is placed on that host and holds the identity now (DESIGN §4). Join tokens look like
 //! `{host}.{secret}`, are stored as hashes, expire, and work once.
+//!
+//! Each hosted resource carries what its agent needs besides its identities: its
+//! managed-identity flavour and workload selectors (`properties.ambient`, typed by
+//! `resources::workload`) and the faults injected on it (`faults`, set by administrators).
+//! When the agent refuses a workload that matches none of a resource's selectors, it says so in
+//! a token request marked `refused`; the server then records the failed sign-in and issues
+//! nothing.
+
+mod faults;
+
+pub use crate::hosting::faults::{
+    delete_host_faults, delete_resource_faults, get_host_faults, get_resource_faults,
+    put_host_faults, put_resource_faults,
+};
 
 use std::time::Duration;
 
 use api_types::hosting::{
-    Assignments, EnrollRequest, HostCreated, HostInfo, HostStatus, HostedResource, IdentityRef,
-    IssuedHostCertificate, RenewRequest, TokenRefusal, TokenRequest,
+    Assignments, EnrollRequest, Faults, HostCreated, HostInfo, HostStatus, HostedResource,
+    IdentityFlavour, IdentityRef, IssuedHostCertificate, RenewRequest, TokenRefusal, TokenRequest,
+    WorkloadSelectors,
 };
 use axum::Json;
 use axum::body::Bytes;
@@ -31,13 +46,17 @@ use crate::tls::PeerCertificates;
 
 const JOIN_TOKEN_LIFETIME_SECS: i64 = 15 * 60;
 const WATCH_WAIT_SECS_MAX: u64 = 30;
-/// How often a waiting watch re-reads the store (changes made by other nodes).
-const WATCH_RECHECK: Duration = Duration::from_secs(1);
 const STATUS_SETTING_PREFIX: &str = "host-status/";
+/// An agent's refusal reason is kept to this many characters in the sign-in log.
+const REFUSAL_REASON_CHARS_MAX: usize = 300;
 
 // --- Administration -------------------------------------------------------------------------
 
-async fn admin(state: &AppState, headers: &HeaderMap, action: &str) -> Result<(), ApiError> {
+pub(crate) async fn admin(
+    state: &AppState,
+    headers: &HeaderMap,
+    action: &str,
+) -> Result<(), ApiError> {
     let caller = authenticate(state, headers, &management_audiences(state))?;
     authorize(state, &caller, action, ActionKind::Control, &ResourceId::root()).await
 }
@@ -108,11 +127,24 @@ pub async fn new_join_token(
 }
 
 async fn host_info(state: &AppState, host: &HostRecord) -> Result<HostInfo, ApiError> {
-    let resources = hosted(state, &host.id)
-        .await?
-        .into_iter()
-        .map(|resource| resource.id.as_str().to_owned())
-        .collect();
+    let placed = hosted(state, &host.id).await?;
+    let stored_faults = faults::load(state, &host.id).await?;
+    let mut warnings = Vec::new();
+    let mut resource_faults = std::collections::BTreeMap::new();
+    for resource in &placed {
+        let settings = resources::workload::AmbientSettings::of(resource)
+            .map_err(crate::arm::from_resources)?;
+        if settings.workload_selectors.is_none() {
+            warnings.push(format!(
+                "{}: no workload selectors; any local process can use its identities",
+                resource.id
+            ));
+        }
+        if let Some(own) = stored_faults.resources.get(resource.key()) {
+            resource_faults.insert(resource.id.as_str().to_owned(), own.clone());
+        }
+    }
+    let resources = placed.iter().map(|resource| resource.id.as_str().to_owned()).collect();
     let last_contact = state
         .store
         .get_setting(&format!("{LAST_CONTACT_SETTING_PREFIX}{}", host.id))
@@ -127,6 +159,9 @@ async fn host_info(state: &AppState, host: &HostRecord) -> Result<HostInfo, ApiE
             .map(|at| rfc3339(domain::UnixTime::from_millis(at))),
         last_contact,
         resources,
+        faults: stored_faults.host,
+        resource_faults,
+        warnings,
     })
 }
 
@@ -142,7 +177,7 @@ pub async fn list_hosts(
     Ok(Json(serde_json::json!({"value": value})).into_response())
 }
 
-async fn find_host(state: &AppState, name: &str) -> Result<HostRecord, ApiError> {
+pub(crate) async fn find_host(state: &AppState, name: &str) -> Result<HostRecord, ApiError> {
     state.store.get_host(name).await?.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -221,14 +256,25 @@ pub async fn resource_endpoints(
         .await?
         .and_then(|json| serde_json::from_str(&json).ok());
     let endpoint = status.as_ref().and_then(|status| status.endpoints.get(&row.key).cloned());
-    Ok(Json(serde_json::json!({
+    let resource = resources::Resource::from_record(&row).map_err(crate::arm::from_resources)?;
+    let settings =
+        resources::workload::AmbientSettings::of(&resource).map_err(crate::arm::from_resources)?;
+    let mut answer = serde_json::json!({
         "resourceId": row.id,
         "hostId": host,
         "endpoint": endpoint,
+        "serviceFabricThumbprint": status.as_ref().and_then(|status| status.service_fabric_thumbprint.clone()),
         "imds": status.and_then(|status| status.imds),
         "identityHeader": identity_header(&state, &row.key),
-    }))
-    .into_response())
+    });
+    if let Some(flavour) = settings.identity_flavour {
+        answer["identityFlavour"] = serde_json::json!(flavour_of(flavour).as_str());
+    }
+    if let Some(selectors) = &settings.workload_selectors {
+        answer["workloadSelectors"] =
+            serde_json::to_value(selectors_of(selectors)).map_err(ApiError::internal)?;
+    }
+    Ok(Json(answer).into_response())
 }
 
 /// The per-resource App Service secret, derived from the master key so every node agrees.
@@ -412,11 +458,9 @@ pub async fn assignments(
         if !unchanged || tokio::time::Instant::now() >= deadline {
             return Ok(Json(current).into_response());
         }
-        let _ = tokio::time::timeout(
-            WATCH_RECHECK.min(deadline - tokio::time::Instant::now()),
-            notified,
-        )
-        .await;
+        // Woken by a write on this node, or by another node's write through the change
+        // counter (`jobs::follow_changes`); otherwise the watch answers at its deadline.
+        let _ = tokio::time::timeout_at(deadline, notified).await;
         // A revoked host stops getting answers.
         if state.store.get_host(&host.id).await?.is_none_or(|row| row.state != "active") {
             return Err(ApiError::new(
@@ -433,11 +477,15 @@ async fn hosted(state: &AppState, host: &str) -> Result<Vec<resources::Resource>
     resources::load::all(state.store.as_ref(), &filter).await.map_err(crate::arm::from_resources)
 }
 
-/// A compute resource as its host's agent sees it: its identities, each with its client id.
+/// A compute resource as its host's agent sees it: its identities, each with its client id, its
+/// flavour and workload selectors, and `faults`, the faults injected on it.
 pub async fn hosted_resource(
     state: &AppState,
     resource: &resources::Resource,
+    faults: Option<Faults>,
 ) -> Result<HostedResource, ApiError> {
+    let settings =
+        resources::workload::AmbientSettings::of(resource).map_err(crate::arm::from_resources)?;
     let block = resource.identity.clone().unwrap_or_default();
     let system = match &block.system {
         Some(system) => {
@@ -474,22 +522,55 @@ pub async fn hosted_resource(
         identity_header: identity_header(state, resource.key()),
         system,
         user,
+        identity_flavour: settings.identity_flavour.map(flavour_of),
+        workload_selectors: settings.workload_selectors.as_ref().map(selectors_of),
+        faults,
     })
 }
 
+fn flavour_of(flavour: resources::workload::IdentityFlavour) -> IdentityFlavour {
+    use resources::workload::IdentityFlavour as Typed;
+    match flavour {
+        Typed::Imds => IdentityFlavour::Imds,
+        Typed::AppService => IdentityFlavour::AppService,
+        Typed::Arc => IdentityFlavour::Arc,
+        Typed::ServiceFabric => IdentityFlavour::ServiceFabric,
+        Typed::Ml => IdentityFlavour::Ml,
+        Typed::CloudShell => IdentityFlavour::CloudShell,
+        Typed::Workload => IdentityFlavour::Workload,
+    }
+}
+
+fn selectors_of(selectors: &resources::workload::WorkloadSelectors) -> WorkloadSelectors {
+    WorkloadSelectors {
+        user: selectors.user.clone(),
+        group: selectors.group.clone(),
+        executable: selectors.executable.clone(),
+        executable_sha256: selectors.executable_sha256.clone(),
+        systemd_unit: selectors.systemd_unit.clone(),
+        cgroup: selectors.cgroup.clone(),
+        container_id: selectors.container_id.clone(),
+    }
+}
+
 async fn snapshot(state: &AppState, host: &str) -> Result<Assignments, ApiError> {
+    let stored_faults = faults::load(state, host).await?;
     let mut hosted_resources = Vec::new();
     for resource in hosted(state, host).await? {
-        hosted_resources.push(hosted_resource(state, &resource).await?);
+        let effective = stored_faults.effective(resource.key());
+        hosted_resources.push(hosted_resource(state, &resource, effective).await?);
     }
     let digest = crypto::hash::sha256(
-        serde_json::to_string(&hosted_resources).unwrap_or_default().as_bytes(),
+        serde_json::to_string(&(&hosted_resources, &stored_faults.host))
+            .unwrap_or_default()
+            .as_bytes(),
     );
     let version = digest.iter().take(12).map(|byte| format!("{byte:02x}")).collect();
     Ok(Assignments {
         version,
         tenant_id: state.deployment.tenant_id.clone(),
         resources: hosted_resources,
+        faults: stored_faults.host,
     })
 }
 
@@ -539,7 +620,15 @@ pub async fn token(
         Ok(request) => request,
         Err(error) => return error.into_response(),
     };
-    let outcome = issue_for(&state, &host.id, &request).await;
+    let outcome = match &request.refused {
+        // The agent refused the workload; only the sign-in is recorded.
+        Some(reason) => Err((
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("Workload attestation refused the caller: {}", bounded(reason)),
+        )),
+        None => issue_for(&state, &host.id, &request).await,
+    };
     let (principal_id, app_id, identity_id) = match &outcome {
         Ok(issued) => (
             Some(issued.object_id.clone()),
@@ -635,7 +724,7 @@ async fn issue_for(
             format!("The resource '{}' is not placed on host '{host}'.", request.resource_id),
         ));
     };
-    let hosted = hosted_resource(state, &resource).await.map_err(|error| {
+    let hosted = hosted_resource(state, &resource, None).await.map_err(|error| {
         let unavailable = error.status == StatusCode::SERVICE_UNAVAILABLE;
         internal(&error.message, unavailable)
     })?;
@@ -652,7 +741,14 @@ async fn issue_for(
             credential: issuer::CredentialKind::ManagedIdentity,
             managed_identity_resource_id: Some(identity_resource_id.clone()),
             compute_resource_id: Some(resource.id.as_str().to_owned()),
-            lifetime_secs: None,
+            // A host may ask for shorter tokens (fault injection, workload assertions), not
+            // for longer ones.
+            lifetime_secs: request.lifetime_secs.map(|secs| {
+                secs.clamp(
+                    domain::limits::TOKEN_LIFETIME_SECS_MIN,
+                    domain::limits::MANAGED_IDENTITY_TOKEN_LIFETIME_SECS,
+                )
+            }),
         })
         .map_err(|error| internal(&error, false))?;
     Ok(api_types::hosting::IssuedToken {
@@ -667,7 +763,12 @@ async fn issue_for(
     })
 }
 
-fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+/// At most [`REFUSAL_REASON_CHARS_MAX`] characters of an agent's refusal reason, for the log.
+fn bounded(reason: &str) -> String {
+    reason.chars().take(REFUSAL_REASON_CHARS_MAX).collect()
+}
+
+pub(crate) fn json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|error| {
         ApiError::bad_request(
             "InvalidRequestContent",

@@ -118,6 +118,7 @@ on_both_backends!(
     deleting_a_principal_cascades,
     role_assignments_by_principal_and_scope,
     apply_is_all_or_nothing,
+    state_changes_bump_the_change_counter,
     events_append_and_page,
     aggregated_events_count_into_one_row,
     events_are_pruned_by_age_then_by_count,

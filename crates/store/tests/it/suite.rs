@@ -241,6 +241,34 @@ pub async fn role_assignments_by_principal_and_scope(db: TestStore) {
     assert_eq!(left[0].name, "a3");
 }
 
+pub async fn state_changes_bump_the_change_counter(db: TestStore) {
+    let store = db.store();
+    let counter = || async { store.get_setting(CHANGE_COUNTER_SETTING).await.unwrap() };
+    assert_eq!(counter().await, None);
+    seed_vm1(store).await;
+    assert_eq!(counter().await.as_deref(), Some("1"));
+    seed_vm1_again_fails(store).await;
+    assert_eq!(counter().await.as_deref(), Some("1"), "a failed batch changes nothing");
+    // Settings alone are bookkeeping, not state callers see.
+    store
+        .apply(vec![Write::PutSetting { name: "host-seen/h".into(), value: "1".into() }])
+        .await
+        .unwrap();
+    assert_eq!(counter().await.as_deref(), Some("1"));
+    store
+        .apply(vec![Write::PutResource { record: vm("vm2", &[]), expect: Expect::Absent }])
+        .await
+        .unwrap();
+    assert_eq!(counter().await.as_deref(), Some("2"));
+}
+
+async fn seed_vm1_again_fails(store: &dyn Store) {
+    let again = store
+        .apply(vec![Write::PutResource { record: vm("vm1", &[]), expect: Expect::Absent }])
+        .await;
+    assert!(matches!(again, Err(Error::Conflict(_))), "{again:?}");
+}
+
 pub async fn apply_is_all_or_nothing(db: TestStore) {
     let store = db.store();
     seed_vm1(store).await;
