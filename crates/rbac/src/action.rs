@@ -25,6 +25,18 @@ use domain::ResourceId;
 pub fn action_matches(pattern: &str, action: &str) -> bool {
     let pattern = pattern.as_bytes();
     let action = action.as_bytes();
+    // The text before the first `*` must match the action's start exactly (ignoring case):
+    // most patterns of a role name another provider and are refused here without allocating.
+    let literal = pattern.iter().position(|&byte| byte == b'*').unwrap_or(pattern.len());
+    if literal == pattern.len() {
+        return pattern.eq_ignore_ascii_case(action);
+    }
+    if action.len() < literal || !pattern[..literal].eq_ignore_ascii_case(&action[..literal]) {
+        return false;
+    }
+    if pattern == b"*" {
+        return true;
+    }
     // `reachable[j]` is true when the pattern prefix read so far can match `action[..j]`.
     let mut reachable = vec![false; action.len() + 1];
     reachable[0] = true;
