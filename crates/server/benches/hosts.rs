@@ -252,8 +252,7 @@ async fn run(deployment: Arc<Deployment>, pid: u32, count: usize) {
     }
     let setup = setup_started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (rss_before, _) = server_usage(pid);
-    let (_, cpu_before_start) = server_usage(pid);
+    let (rss_before, cpu_before_start) = server_usage(pid);
     tokio::time::sleep(QUIET).await;
     let (_, cpu_before_end) = server_usage(pid);
     let idle_cpu = (cpu_before_end - cpu_before_start) / QUIET.as_secs_f64();

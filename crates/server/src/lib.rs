@@ -193,7 +193,10 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         throttle: Arc::new(sts::Throttle::new(config.sign_in_failures_per_minute)),
         activity_bound: Arc::new(state::ActivityBound::default()),
         logs: config.logs,
-        host_contacts: Arc::default(),
+        host_contacts: Arc::new(domain::TtlCache::new(
+            hosting::LAST_CONTACT_WRITE_MILLIS,
+            state::HOT_PATH_ENTRIES_MAX,
+        )),
     };
     let console = config.console.as_ref().map(|factory| {
         factory(&ListenInfo {

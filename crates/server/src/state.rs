@@ -47,8 +47,8 @@ pub struct AppState {
     pub activity_bound: Arc<ActivityBound>,
     /// What the background job keeps of the sign-in and activity logs.
     pub logs: crate::config::LogBounds,
-    /// When each host's last contact was written, to write it at most once a minute.
-    pub host_contacts: Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
+    /// Hosts whose last contact this node wrote within the last minute.
+    pub host_contacts: Arc<TtlCache<String, ()>>,
 }
 
 /// The flood bound of the activity log's `Failed` events (issue 17): one caller's refused or

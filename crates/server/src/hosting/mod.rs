@@ -401,31 +401,19 @@ async fn agent_host(
     Ok(host)
 }
 
-/// How often a host's last contact is written (every call refreshes it in memory).
-const LAST_CONTACT_WRITE_MILLIS: i64 = 60_000;
+/// How often a host's last contact is written, at most, per node.
+pub const LAST_CONTACT_WRITE_MILLIS: i64 = 60_000;
 const LAST_CONTACT_SETTING_PREFIX: &str = "host-seen/";
 
 /// Records that `host`'s agent called, at most once a minute per host and node.
 async fn touch(state: &AppState, host: &str) {
-    let now = state.clock.now().millis();
-    let due = {
-        let mut seen =
-            state.host_contacts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let last = seen.get(host).copied();
-        if last.is_none_or(|last| now.saturating_sub(last) >= LAST_CONTACT_WRITE_MILLIS) {
-            if seen.len() >= 100_000 {
-                seen.clear();
-            }
-            seen.insert(host.to_owned(), now);
-            true
-        } else {
-            false
-        }
-    };
+    let now = state.clock.now();
+    let due = state.host_contacts.get(&host.to_owned(), now).is_none();
     if due {
+        state.host_contacts.insert(host.to_owned(), (), now);
         let write = Write::PutSetting {
             name: format!("{LAST_CONTACT_SETTING_PREFIX}{host}"),
-            value: now.to_string(),
+            value: now.millis().to_string(),
         };
         if let Err(error) = state.store.apply(vec![write]).await {
             tracing::debug!(%error, host, "could not record the host's last contact");
