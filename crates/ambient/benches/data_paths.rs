@@ -9,8 +9,10 @@
 //!   server's HTTPS listener.
 //!
 //! Method: `ambient dev` runs pinned to core 0 (server and agent share that core); this process
-//! re-runs itself pinned to core 1 and keeps 16 keep-alive connections busy for a fixed time with
-//! a bounded number of requests. Run with `cargo bench -p ambient --bench data_paths`.
+//! re-runs itself pinned to core 1 and keeps 16 keep-alive connections busy, with a bounded number
+//! of requests, in six one-second windows per kind, alternating with its baseline's windows so
+//! that other load on the machine weighs on both alike. Run with
+//! `cargo bench -p ambient --bench data_paths`.
 
 use std::io::BufRead as _;
 use std::process::{Child, Command, Stdio};
@@ -21,9 +23,12 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 const CONNECTIONS: usize = 16;
-const LOAD_TIME: Duration = Duration::from_secs(5);
-const WARMUP: Duration = Duration::from_secs(1);
-const REQUESTS_MAX: u64 = 500_000;
+/// Each pair is measured in `ROUNDS` alternating windows of `WINDOW`, so that a change in the
+/// machine's background load falls on the baseline and the subject alike.
+const ROUNDS: u32 = 6;
+const WINDOW: Duration = Duration::from_secs(1);
+const WARMUP: Duration = Duration::from_millis(500);
+const REQUESTS_MAX: u64 = 200_000;
 const MISSES: usize = 200;
 
 fn main() {
@@ -42,7 +47,14 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(bench());
+    // `AMBIENT_BENCH_BINARIES=old:new` measures other builds of `ambient` one after the other
+    // in this run (e.g. before and after a change); by default the one this bench was built with.
+    let binaries = std::env::var("AMBIENT_BENCH_BINARIES")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ambient").to_owned());
+    for binary in binaries.split(':') {
+        println!("{binary}");
+        runtime.block_on(bench(binary));
+    }
 }
 
 struct Dev {
@@ -58,13 +70,13 @@ impl Drop for Dev {
     }
 }
 
-async fn bench() {
+async fn bench(binary: &str) {
     let dir = std::env::temp_dir().join(format!("ambient-bench-data-{}", std::process::id()));
     let mut child = Command::new("taskset")
         .args([
             "-c",
             "0",
-            env!("CARGO_BIN_EXE_ambient"),
+            binary,
             "dev",
             "--listen",
             "127.0.0.1:0",
@@ -213,8 +225,17 @@ async fn bench() {
     );
     let probe_url = format!("{endpoint}/metadata/identity/oauth2/token");
 
-    let probe = load(&http, &probe_url, None, None, 400).await;
-    let cached = load(&http, &token_url, Some(("Metadata", "true")), None, 200).await;
+    let (probe, cached) = paired(
+        Target { client: &http, url: &probe_url, header: None, bearer: None, status: 400 },
+        Target {
+            client: &http,
+            url: &token_url,
+            header: Some(("Metadata", "true")),
+            bearer: None,
+            status: 200,
+        },
+    )
+    .await;
     let mut misses = Vec::with_capacity(MISSES);
     for index in 0..MISSES {
         let started = Instant::now();
@@ -229,13 +250,21 @@ async fn bench() {
         misses.push(started.elapsed());
     }
     misses.sort();
-    let healthz = load(&https, &format!("{url}/healthz"), None, None, 200).await;
-    let secret = load(
-        &https,
-        &format!("{vault_uri}secrets/db-password?api-version=7.5"),
-        None,
-        Some(&vault_token),
-        200,
+    let (healthz, secret) = paired(
+        Target {
+            client: &https,
+            url: &format!("{url}/healthz"),
+            header: None,
+            bearer: None,
+            status: 200,
+        },
+        Target {
+            client: &https,
+            url: &format!("{vault_uri}secrets/db-password?api-version=7.5"),
+            header: None,
+            bearer: Some(&vault_token),
+            status: 200,
+        },
     )
     .await;
     drop(dev);
@@ -256,25 +285,54 @@ async fn bench() {
     println!("  ratio get secret / healthz:       {:8.2} (target >= 0.5)", secret.0 / healthz.0);
 }
 
-/// Requests per second and p99 latency (ms) of `url` with `CONNECTIONS` in flight.
-async fn load(
-    client: &reqwest::Client,
-    url: &str,
+/// One kind of request under load.
+struct Target<'a> {
+    client: &'a reqwest::Client,
+    url: &'a str,
     header: Option<(&'static str, &'static str)>,
-    bearer: Option<&str>,
+    bearer: Option<&'a str>,
     status: u16,
-) -> (f64, f64) {
+}
+
+/// Requests per second and p99 latency (ms) of `baseline` and of `subject`, each measured in
+/// [`ROUNDS`] windows taken in turn after one warm-up window each.
+async fn paired(baseline: Target<'_>, subject: Target<'_>) -> ((f64, f64), (f64, f64)) {
+    load(&baseline, WARMUP).await;
+    load(&subject, WARMUP).await;
+    let mut totals = [(0u64, Duration::ZERO, Vec::new()), (0u64, Duration::ZERO, Vec::new())];
+    for _ in 0..ROUNDS {
+        for (target, total) in [&baseline, &subject].into_iter().zip(totals.iter_mut()) {
+            let started = Instant::now();
+            let latencies = load(target, WINDOW).await;
+            total.0 += latencies.len() as u64;
+            total.1 += started.elapsed();
+            total.2.extend(latencies);
+        }
+    }
+    let [baseline, subject] = totals.map(|(count, elapsed, mut latencies)| {
+        latencies.sort();
+        let p99 = latencies
+            .get(latencies.len() * 99 / 100)
+            .map_or(0.0, |latency| latency.as_secs_f64() * 1000.0);
+        (count as f64 / elapsed.as_secs_f64(), p99)
+    });
+    (baseline, subject)
+}
+
+/// The latencies of the requests `CONNECTIONS` keep-alive connections complete in `window`
+/// (at most [`REQUESTS_MAX`]).
+async fn load(target: &Target<'_>, window: Duration) -> Vec<Duration> {
     let counted = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..CONNECTIONS {
-        let (client, url, counted) = (client.clone(), url.to_owned(), counted.clone());
-        let bearer = bearer.map(str::to_owned);
+        let (client, url, counted) =
+            (target.client.clone(), target.url.to_owned(), counted.clone());
+        let (header, status) = (target.header, target.status);
+        let bearer = target.bearer.map(str::to_owned);
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
-            while started.elapsed() < WARMUP + LOAD_TIME
-                && counted.load(Ordering::Relaxed) < REQUESTS_MAX
-            {
+            while started.elapsed() < window && counted.load(Ordering::Relaxed) < REQUESTS_MAX {
                 let sent = Instant::now();
                 let mut request = client.get(&url);
                 if let Some((name, value)) = header {
@@ -286,10 +344,8 @@ async fn load(
                 let response = request.send().await.expect("request");
                 assert_eq!(response.status().as_u16(), status, "{url}");
                 response.bytes().await.expect("body");
-                if started.elapsed() > WARMUP {
-                    counted.fetch_add(1, Ordering::Relaxed);
-                    latencies.push(sent.elapsed());
-                }
+                counted.fetch_add(1, Ordering::Relaxed);
+                latencies.push(sent.elapsed());
             }
             latencies
         }));
@@ -298,10 +354,5 @@ async fn load(
     for worker in workers {
         latencies.extend(worker.await.expect("worker"));
     }
-    latencies.sort();
-    let rate = counted.load(Ordering::Relaxed) as f64 / (started.elapsed() - WARMUP).as_secs_f64();
-    let p99 = latencies
-        .get(latencies.len() * 99 / 100)
-        .map_or(0.0, |latency| latency.as_secs_f64() * 1000.0);
-    (rate, p99)
+    latencies
 }

@@ -34,8 +34,17 @@ pub fn action_matches(pattern: &str, action: &str) -> bool {
     if action.len() < literal || !pattern[..literal].eq_ignore_ascii_case(&action[..literal]) {
         return false;
     }
-    if pattern == b"*" {
-        return true;
+    // One `*` only (`Microsoft.KeyVault/vaults/secrets/*`, `Microsoft.KeyVault/vaults/*/read`):
+    // the text after it must end the action, or (for a `/*/`) the star and the slash after it
+    // are skipped.
+    let suffix = &pattern[literal + 1..];
+    if !suffix.contains(&b'*') {
+        let ends_with_suffix = action.len() >= literal + suffix.len()
+            && action[action.len() - suffix.len()..].eq_ignore_ascii_case(suffix);
+        let skipped = is_slash_bounded_star(pattern, literal)
+            && action.len() == literal + suffix.len() - 1
+            && action[literal..].eq_ignore_ascii_case(&suffix[1..]);
+        return ends_with_suffix || skipped;
     }
     // `reachable[j]` is true when the pattern prefix read so far can match `action[..j]`.
     let mut reachable = vec![false; action.len() + 1];

@@ -26,23 +26,50 @@ pub struct Caller {
 /// Audiences the control plane and the agents' admin API accept (DESIGN §2, issue 17): the
 /// management audiences `/metadata/endpoints` advertises, and `management.azure.com` and
 /// `management.{suffix}`, each with and without its trailing slash. Graph's are not among them.
-pub fn management_audiences(state: &AppState) -> Vec<String> {
-    let mut audiences = crate::arm::metadata::advertised_management_audiences(state);
-    audiences.push("https://management.azure.com/".to_owned());
-    audiences.push(format!("https://management.{}/", state.dns_suffix));
-    both_spellings(audiences)
+pub fn management_audiences(state: &AppState) -> &[String] {
+    &audiences(state).management
 }
 
 /// Audiences the Graph-shaped directory (`/v1.0/...`) accepts (issue 17): Microsoft Graph's,
 /// `graph.{suffix}`, and this origin (what `/metadata/endpoints` advertises as
 /// `microsoftGraphResourceId`), each with and without its trailing slash. Management audiences
 /// are not among them.
-pub fn graph_audiences(state: &AppState) -> Vec<String> {
-    both_spellings(vec![
-        "https://graph.microsoft.com".to_owned(),
-        format!("https://graph.{}", state.dns_suffix),
-        crate::arm::metadata::graph_resource_id(state),
-    ])
+pub fn graph_audiences(state: &AppState) -> &[String] {
+    &audiences(state).graph
+}
+
+/// Audiences Key Vault accepts: `https://vault.{suffix}[:port]` (what its challenge names) and
+/// `https://vault.azure.net`, each with and without its trailing slash.
+pub fn vault_audiences(state: &AppState) -> &[String] {
+    &audiences(state).vault
+}
+
+/// Each surface's audiences, computed once (they depend only on the deployment's names).
+#[derive(Debug)]
+pub struct Audiences {
+    management: Vec<String>,
+    graph: Vec<String>,
+    vault: Vec<String>,
+}
+
+fn audiences(state: &AppState) -> &Audiences {
+    state.audiences.get_or_init(|| {
+        let mut management = crate::arm::metadata::advertised_management_audiences(state);
+        management.push("https://management.azure.com/".to_owned());
+        management.push(format!("https://management.{}/", state.dns_suffix));
+        Audiences {
+            management: both_spellings(management),
+            graph: both_spellings(vec![
+                "https://graph.microsoft.com".to_owned(),
+                format!("https://graph.{}", state.dns_suffix),
+                crate::arm::metadata::graph_resource_id(state),
+            ]),
+            vault: both_spellings(vec![
+                crate::keyvault::vault_resource(state),
+                "https://vault.azure.net".to_owned(),
+            ]),
+        }
+    })
 }
 
 /// Each audience with and without one trailing slash, without duplicates: tokens are then

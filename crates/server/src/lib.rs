@@ -172,7 +172,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let sign_in_log = issuer::SignInLog::start(store.clone());
     let identity_headers =
         crypto::hash::SecretHasher::new(&master_key.derive_subkey("identity-header"));
-    let state = state::AppState {
+    let state = state::AppState::new(state::Shared {
         changes: Arc::new(state::Changes::default()),
         ca: Arc::new(tls_material.ca),
         host_certificate_lifetime_secs: config.host_certificate_lifetime_secs,
@@ -197,7 +197,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             hosting::LAST_CONTACT_WRITE_MILLIS,
             state::HOT_PATH_ENTRIES_MAX,
         )),
-    };
+        audiences: std::sync::OnceLock::new(),
+    });
     let console = config.console.as_ref().map(|factory| {
         factory(&ListenInfo {
             public_url: base_url.clone(),

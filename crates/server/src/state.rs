@@ -16,8 +16,27 @@ pub const TOKEN_CACHE_TTL_MILLIS: i64 = 60_000;
 /// Entries each hot-path cache keeps at most.
 pub const HOT_PATH_ENTRIES_MAX: usize = 10_000;
 
+/// The handlers' shared state: one pointer, so the per-request clones that axum and the
+/// extractors make cost one reference count, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] points to.
+pub struct Shared {
     pub store: Arc<dyn store::Store>,
     pub clock: Arc<dyn domain::Clock>,
     pub deployment: Arc<Deployment>,
@@ -49,6 +68,8 @@ pub struct AppState {
     pub logs: crate::config::LogBounds,
     /// Hosts whose last contact this node wrote within the last minute.
     pub host_contacts: Arc<TtlCache<String, ()>>,
+    /// Each surface's token audiences (`auth::audiences`), computed on first use.
+    pub audiences: std::sync::OnceLock<crate::auth::Audiences>,
 }
 
 /// The flood bound of the activity log's `Failed` events (issue 17): one caller's refused or

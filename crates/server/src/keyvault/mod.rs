@@ -672,18 +672,16 @@ fn attributes(value: &Value) -> Result<vault::AttributesInput, KvError> {
 }
 
 fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, KvError> {
-    let audiences = crate::auth::both_spellings(vec![
-        vault_resource(state),
-        "https://vault.azure.net".to_owned(),
-    ]);
-    crate::auth::authenticate(state, headers, &audiences).map_err(|error| KvError {
-        challenge: true,
-        ..KvError::new(
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized",
-            format!("AKV10022: {}", error.message),
-        )
-    })
+    crate::auth::authenticate(state, headers, crate::auth::vault_audiences(state)).map_err(
+        |error| KvError {
+            challenge: true,
+            ..KvError::new(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                format!("AKV10022: {}", error.message),
+            )
+        },
+    )
 }
 
 /// The vault named `name` (cached briefly, like other hot rows).
