@@ -170,6 +170,58 @@ async fn every_flavour_reads_a_secret_with_nothing_but_what_ambient_run_sets() {
     assert!(stderr.contains("imds, appservice, arc"), "{stderr}");
 }
 
+#[tokio::test]
+async fn the_rust_identity_crate_reads_a_secret_under_each_flavour() {
+    // The `identity` crate's example (`read_secret --json`) under `ambient run --flavour X`:
+    // ManagedIdentityCredential must detect the platform's source from nothing but what
+    // `ambient run` sets, and both it and DefaultAzureCredential read the secret as the VM's
+    // one identity.
+    let example = crate::keyvault::build_example();
+    let dir = tempdir("flavours-rust");
+    let ambient = Ambient::start("dev", &dir, &[], &[]);
+    let arm = Arm::admin(&ambient).await;
+    let (vault_url, _, principal) = setup(&ambient, &arm).await;
+    let home = ambient.data_dir.to_str().unwrap();
+    for (flavour, source) in [
+        ("imds", "Imds"),
+        ("appservice", "AppService"),
+        ("arc", "AzureArc"),
+        ("servicefabric", "ServiceFabric"),
+        ("ml", "LegacyMsi"),
+        ("cloudshell", "CloudShell"),
+        ("workload", "WorkloadIdentity"),
+    ] {
+        for credential in ["managed-identity", "default"] {
+            let (code, stdout, stderr) = run_ambient(
+                &[
+                    "run",
+                    "--as",
+                    "vm1",
+                    "-g",
+                    "rg",
+                    "--flavour",
+                    flavour,
+                    "--",
+                    example.to_str().unwrap(),
+                    "--credential",
+                    credential,
+                    "--json",
+                    &vault_url,
+                    "db-password",
+                ],
+                &[("AMBIENT_HOME", home)],
+            );
+            assert_eq!(code, 0, "{flavour} {credential}: {stdout} {stderr}");
+            let out: Value = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
+            assert_eq!(out["value"], "s3cr3t", "{flavour} {credential}: {out}");
+            assert_eq!(out["oid"], principal.as_str(), "{flavour} {credential}");
+            if credential == "managed-identity" {
+                assert_eq!(out["source"], source, "{flavour}");
+            }
+        }
+    }
+}
+
 /// The directory holding `tests/e2e/js`'s packages (`npm ci`, rebuilt when the lock file
 /// changes) and a copy of its scripts, under the target directory.
 fn node_dir() -> std::path::PathBuf {
