@@ -263,10 +263,11 @@ async fn the_javascript_sdk_reads_a_secret_under_each_managed_identity_flavour()
     let (vault_url, _, principal) = setup(&ambient, &arm).await;
     let script = node.join("flavour_read.mjs");
     let home = ambient.data_dir.to_str().unwrap();
-    // Not servicefabric: MSAL Node's Service Fabric source has no thumbprint pinning, so Node
-    // would refuse the agent's certificate (not tried here). Not workload: its MSAL client may
-    // ask login.microsoftonline.com for instance discovery, which no test may reach.
-    for flavour in ["imds", "appservice", "arc", "ml", "cloudshell"] {
+    // Service Fabric: MSAL Node does not pin the thumbprint; Node trusts the agent's certificate
+    // through its CA, which `ambient run` adds to NODE_EXTRA_CA_CERTS. Workload: the script
+    // refuses to resolve any name that is not local and reports the attempts, which must be
+    // none (MSAL Node's instance discovery would ask login.microsoftonline.com).
+    for flavour in ["imds", "appservice", "arc", "servicefabric", "ml", "cloudshell", "workload"] {
         let (code, stdout, stderr) = run_ambient(
             &[
                 "run",
@@ -289,6 +290,7 @@ async fn the_javascript_sdk_reads_a_secret_under_each_managed_identity_flavour()
             assert_eq!(out[credential]["value"], "s3cr3t", "{flavour} {credential}: {out}");
             assert_eq!(out[credential]["oid"], principal.as_str(), "{flavour} {credential}");
         }
+        assert_eq!(out["lookups"], json!([]), "{flavour}: names outside loopback");
     }
 }
 
