@@ -650,3 +650,45 @@ pub async fn forward(maps: &[String]) -> Result<()> {
     std::future::pending::<()>().await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::run::ServiceFabricTrust;
+
+    const AGENT_CA: &str = "-----BEGIN CERTIFICATE-----\nagent\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn service_fabric_trust_appends_the_agent_ca_and_is_removed_on_drop() {
+        let dir =
+            std::env::temp_dir().join(format!("cli-sf-trust-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        let bundle = dir.join("ca-bundle.pem");
+        // The profile's files, one without a final newline.
+        std::fs::write(&ca, "ambient-ca").unwrap();
+        std::fs::write(&bundle, "roots\nambient-ca\n").unwrap();
+
+        let trust = ServiceFabricTrust::write(Some(&ca), Some(&bundle), AGENT_CA).unwrap();
+        let written = trust.bundle.clone().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&written).unwrap(),
+            format!("roots\nambient-ca\n{AGENT_CA}")
+        );
+        assert_eq!(
+            std::fs::read_to_string(&trust.extra).unwrap(),
+            format!("ambient-ca\n{AGENT_CA}")
+        );
+        let directory = trust.directory.clone();
+        drop(trust);
+        assert!(!directory.exists());
+
+        // Without a profile bundle only NODE_EXTRA_CA_CERTS's file is written.
+        let trust = ServiceFabricTrust::write(None, None, AGENT_CA).unwrap();
+        assert_eq!(trust.bundle, None);
+        assert_eq!(std::fs::read_to_string(&trust.extra).unwrap(), AGENT_CA);
+        drop(trust);
+        // Anything but a PEM certificate is refused.
+        assert!(ServiceFabricTrust::write(None, None, "not a certificate").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
