@@ -882,6 +882,25 @@ async fn cloud_shell_posts_a_form_and_service_fabric_answers_over_https() {
         .await
         .unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+
+    // The reported CA issued the certificate for the listener's address: a client that trusts
+    // that CA alone, with full chain and name checks (as Node does), connects.
+    let ca = setup
+        .fake
+        .with(|calls| calls.statuses.last().and_then(|status| status.service_fabric_ca_pem.clone()))
+        .unwrap();
+    let verifying = reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let answer = verifying
+        .get(format!("{https}/servicefabric/token?{query}"))
+        .header("Secret", "header-vm1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
     setup.agent.shutdown().await;
 }
 

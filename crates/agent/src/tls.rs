@@ -5,8 +5,9 @@
 //! agent's certificate, anything else is plain HTTP as before, so one port serves both.
 //!
 //! The certificate is made when the agent starts (a throw-away CA signs a leaf for `localhost`
-//! and the listen address) and lives in memory only; its thumbprint is reported to the server
-//! with the endpoints, where `ambient run --flavour servicefabric` reads it.
+//! and the listen address, and its key is dropped) and lives in memory only; its thumbprint and
+//! the CA's certificate are reported to the server with the endpoints, where
+//! `ambient run --flavour servicefabric` reads them.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -38,6 +39,8 @@ pub(crate) struct ServiceFabricTls {
     pub(crate) acceptor: TlsAcceptor,
     /// SHA-1 of the leaf certificate's DER, lower-case hex (`IDENTITY_SERVER_THUMBPRINT`).
     pub(crate) thumbprint: String,
+    /// The throw-away CA's certificate, PEM; its key is dropped once it signed the leaf.
+    pub(crate) ca_pem: String,
 }
 
 impl ServiceFabricTls {
@@ -73,7 +76,10 @@ impl ServiceFabricTls {
             .with_no_client_auth()
             .with_single_cert(vec![certificate], key)
             .map_err(|error| error.to_string())?;
-        Ok(ServiceFabricTls { acceptor: TlsAcceptor::from(Arc::new(config)), thumbprint })
+        let ca_pem = ca.cert_pem().to_owned();
+        // `ca` (and its key, zeroed on drop) ends here: it never signs anything else.
+        drop(ca);
+        Ok(ServiceFabricTls { acceptor: TlsAcceptor::from(Arc::new(config)), thumbprint, ca_pem })
     }
 }
 

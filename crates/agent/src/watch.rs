@@ -173,6 +173,7 @@ impl WatchContext {
                 .service_fabric
                 .get()
                 .map(|tls| tls.thumbprint.clone()),
+            service_fabric_ca_pem: self.shared.service_fabric.get().map(|tls| tls.ca_pem.clone()),
         };
         self.shared.api.report_status(&status).await
     }

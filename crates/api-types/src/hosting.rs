@@ -229,6 +229,12 @@ pub struct HostStatus {
     /// HTTPS clients (Service Fabric's `IDENTITY_SERVER_THUMBPRINT`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_fabric_thumbprint: Option<String>,
+    /// PEM of the certificate authority that issued that certificate. The agent discards the
+    /// authority's key once it has signed the certificate, so trusting it trusts that one
+    /// certificate; `ambient run --flavour servicefabric` adds it to the workload's CA bundles for
+    /// clients that validate the chain instead of pinning the thumbprint (MSAL Node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_fabric_ca_pem: Option<String>,
 }
 
 /// `POST /hosting/token`: a managed-identity token for one resource on the calling host.

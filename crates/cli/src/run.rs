@@ -13,7 +13,8 @@
 //! | `ml`         | `MSI_ENDPOINT` (`/msi/token`, 2017-09-01), `MSI_SECRET`                |
 //! | `cloudshell` | `MSI_ENDPOINT` (`/cloudshell/token`)                                   |
 //! | `servicefabric` | `IDENTITY_ENDPOINT` (`https://.../servicefabric/token`), `IDENTITY_HEADER`, |
-//! |              | `IDENTITY_SERVER_THUMBPRINT` (the agent's certificate)                 |
+//! |              | `IDENTITY_SERVER_THUMBPRINT` (the agent's certificate); the CA bundle  |
+//! |              | variables gain the CA that issued that certificate                     |
 //! | `workload`   | `AZURE_FEDERATED_TOKEN_FILE`, `AZURE_CLIENT_ID`, `AZURE_TENANT_ID`,    |
 //! |              | `AZURE_AUTHORITY_HOST`, as Azure Workload Identity's webhook does      |
 //!
@@ -96,7 +97,7 @@ pub async fn run(args: RunArgs, global: &GlobalArgs) -> Result<i32> {
     let profile = profile::load(&global.home)?;
     let arm = Arm::connect(global, &args.subscription)?;
     let resource_id = resolve(&arm, &args.resource, args.resource_group.as_deref()).await?;
-    let Endpoint { endpoint, header, flavour: resource_flavour, thumbprint } =
+    let Endpoint { endpoint, header, flavour: resource_flavour, thumbprint, service_fabric_ca } =
         endpoint(&arm, &resource_id).await?;
     let ca = profile.ca_bundle.clone().map(PathBuf::from);
     let bundle = ca.as_ref().map(|ca| {
@@ -117,6 +118,7 @@ pub async fn run(args: RunArgs, global: &GlobalArgs) -> Result<i32> {
     // The safety net of every flavour: IMDS is the agent.
     env.push(("AZURE_POD_IDENTITY_AUTHORITY_HOST".to_owned(), endpoint.clone()));
     let mut token_file = None;
+    let mut trust_file = None;
     match args.flavour.or(resource_flavour) {
         None => {
             env.push(("IDENTITY_ENDPOINT".to_owned(), format!("{endpoint}/msi/token")));
@@ -154,6 +156,23 @@ pub async fn run(args: RunArgs, global: &GlobalArgs) -> Result<i32> {
             env.push(("IDENTITY_ENDPOINT".to_owned(), format!("{https}/servicefabric/token")));
             env.push(("IDENTITY_HEADER".to_owned(), header));
             env.push(("IDENTITY_SERVER_THUMBPRINT".to_owned(), thumbprint));
+            // Clients that validate the chain instead of pinning the thumbprint (MSAL Node)
+            // trust the agent's certificate through its CA, as a node trusts its cluster's
+            // certificate.
+            if let Some(service_fabric_ca) = service_fabric_ca {
+                let bundles = ServiceFabricTrust::write(
+                    ca.as_deref(),
+                    bundle.as_deref(),
+                    &service_fabric_ca,
+                )?;
+                env.retain(|(name, _)| !TRUST_VARIABLES.contains(&name.as_str()));
+                if let Some(bundle) = &bundles.bundle {
+                    env.push(("REQUESTS_CA_BUNDLE".to_owned(), bundle.display().to_string()));
+                    env.push(("SSL_CERT_FILE".to_owned(), bundle.display().to_string()));
+                }
+                env.push(("NODE_EXTRA_CA_CERTS".to_owned(), bundles.extra.display().to_string()));
+                trust_file = Some(bundles);
+            }
         }
         Some(IdentityFlavour::Workload) => {
             let file = WorkloadTokenFile::start(&endpoint).await?;
@@ -172,7 +191,66 @@ pub async fn run(args: RunArgs, global: &GlobalArgs) -> Result<i32> {
     command.envs(env);
     let status = command.status().await.with_context(|| format!("run {}", args.command[0]));
     drop(token_file);
+    drop(trust_file);
     Ok(exit_code(status?))
+}
+
+/// The CA bundle variables `--flavour servicefabric` extends with the agent's CA.
+const TRUST_VARIABLES: &[&str] = &["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS"];
+
+/// The CA files of `--flavour servicefabric`: the profile's bundle and its CA, each followed
+/// by the agent's Service Fabric CA, in a private directory removed on drop.
+struct ServiceFabricTrust {
+    directory: PathBuf,
+    /// The full bundle (`REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE`), when the profile has one to
+    /// extend: these variables replace the platform's roots, so they are not set otherwise.
+    bundle: Option<PathBuf>,
+    /// The extra CAs only (`NODE_EXTRA_CA_CERTS`, which Node adds to its own roots).
+    extra: PathBuf,
+}
+
+impl ServiceFabricTrust {
+    fn write(ca: Option<&Path>, bundle: Option<&Path>, agent_ca_pem: &str) -> Result<Self> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        if !agent_ca_pem.trim_start().starts_with("-----BEGIN CERTIFICATE-----") {
+            bail!("the agent's Service Fabric CA is not a PEM certificate");
+        }
+        let directory =
+            std::env::temp_dir().join(format!("ambient-servicefabric-{}", std::process::id()));
+        // A directory of this name is left over from an earlier process with this id.
+        let _ = std::fs::remove_dir_all(&directory);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&directory)
+            .with_context(|| format!("create {}", directory.display()))?;
+        let trust = ServiceFabricTrust {
+            bundle: bundle.map(|_| directory.join("ca-bundle.pem")),
+            extra: directory.join("extra-ca.pem"),
+            directory,
+        };
+        let read = |path: Option<&Path>| -> Result<String> {
+            let Some(path) = path else { return Ok(String::new()) };
+            let mut text = std::fs::read_to_string(path)
+                .with_context(|| format!("read {}", path.display()))?;
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            Ok(text)
+        };
+        if let Some(path) = &trust.bundle {
+            std::fs::write(path, format!("{}{agent_ca_pem}", read(bundle)?))
+                .with_context(|| format!("write {}", path.display()))?;
+        }
+        std::fs::write(&trust.extra, format!("{}{agent_ca_pem}", read(ca)?))
+            .with_context(|| format!("write {}", trust.extra.display()))?;
+        Ok(trust)
+    }
+}
+
+impl Drop for ServiceFabricTrust {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.directory);
+    }
 }
 
 fn parse_flavour(name: &str) -> Result<IdentityFlavour, String> {
@@ -367,6 +445,8 @@ struct Endpoint {
     flavour: Option<IdentityFlavour>,
     /// The Service Fabric certificate's SHA-1 thumbprint.
     thumbprint: Option<String>,
+    /// The PEM of the CA that issued the Service Fabric certificate.
+    service_fabric_ca: Option<String>,
 }
 
 async fn endpoint(arm: &Arm, resource_id: &str) -> Result<Endpoint> {
@@ -381,6 +461,7 @@ async fn endpoint(arm: &Arm, resource_id: &str) -> Result<Endpoint> {
                 header: header.to_owned(),
                 flavour: answer["identityFlavour"].as_str().and_then(IdentityFlavour::parse),
                 thumbprint: answer["serviceFabricThumbprint"].as_str().map(str::to_owned),
+                service_fabric_ca: answer["serviceFabricCa"].as_str().map(str::to_owned),
             });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -568,4 +649,46 @@ pub async fn forward(maps: &[String]) -> Result<()> {
     crate::output::print_line("ready").context("write to standard output")?;
     std::future::pending::<()>().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::run::ServiceFabricTrust;
+
+    const AGENT_CA: &str = "-----BEGIN CERTIFICATE-----\nagent\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn service_fabric_trust_appends_the_agent_ca_and_is_removed_on_drop() {
+        let dir =
+            std::env::temp_dir().join(format!("cli-sf-trust-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        let bundle = dir.join("ca-bundle.pem");
+        // The profile's files, one without a final newline.
+        std::fs::write(&ca, "ambient-ca").unwrap();
+        std::fs::write(&bundle, "roots\nambient-ca\n").unwrap();
+
+        let trust = ServiceFabricTrust::write(Some(&ca), Some(&bundle), AGENT_CA).unwrap();
+        let written = trust.bundle.clone().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&written).unwrap(),
+            format!("roots\nambient-ca\n{AGENT_CA}")
+        );
+        assert_eq!(
+            std::fs::read_to_string(&trust.extra).unwrap(),
+            format!("ambient-ca\n{AGENT_CA}")
+        );
+        let directory = trust.directory.clone();
+        drop(trust);
+        assert!(!directory.exists());
+
+        // Without a profile bundle only NODE_EXTRA_CA_CERTS's file is written.
+        let trust = ServiceFabricTrust::write(None, None, AGENT_CA).unwrap();
+        assert_eq!(trust.bundle, None);
+        assert_eq!(std::fs::read_to_string(&trust.extra).unwrap(), AGENT_CA);
+        drop(trust);
+        // Anything but a PEM certificate is refused.
+        assert!(ServiceFabricTrust::write(None, None, "not a certificate").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

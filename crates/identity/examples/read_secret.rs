@@ -1,8 +1,16 @@
-//! Reads one Key Vault secret with `DefaultAzureCredential` and prints its value.
+//! Reads one Key Vault secret with `DefaultAzureCredential` (or `ManagedIdentityCredential`)
+//! and prints its value.
 //!
 //! ```text
-//! read_secret VAULT_URL SECRET_NAME
+//! read_secret [--credential default|managed-identity] [--json] VAULT_URL SECRET_NAME
 //! ```
+//!
+//! `--credential managed-identity` uses `ManagedIdentityCredential` with the system-assigned
+//! identity (or the only one a resource has), as `ManagedIdentityCredential()` with no
+//! arguments does in the other SDKs. `--json` prints
+//! `{"value": ..., "oid": ..., "credential": ..., "source": ...}` instead of the bare value: the
+//! token's `oid` claim and, for the managed identity, the source it detected (`AppService`,
+//! `ServiceFabric`, ...), so a test can see which protocol was spoken.
 //!
 //! The program uses the process's real environment, so it authenticates as whatever the
 //! environment offers: a service principal in `AZURE_*` variables, a workload identity, the
@@ -26,9 +34,11 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
+use base64::Engine as _;
 use identity::{
-    ClientOptions, DefaultAzureCredential, DefaultAzureCredentialOptions, TokenCredential,
-    TokenRequestOptions,
+    ClientOptions, DefaultAzureCredential, DefaultAzureCredentialOptions,
+    ManagedIdentityCredential, ManagedIdentityCredentialOptions, ManagedIdentityId,
+    TokenCredential, TokenRequestOptions,
 };
 
 /// The Key Vault data-plane API version the example speaks.
@@ -50,11 +60,36 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The credential `--credential` names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Choice {
+    Default,
+    ManagedIdentity,
+}
+
+const USAGE: &str =
+    "usage: read_secret [--credential default|managed-identity] [--json] VAULT_URL SECRET_NAME";
+
 async fn run() -> Result<String, BoxError> {
+    let mut choice = Choice::Default;
+    let mut json = false;
+    let mut positional = Vec::new();
     let mut args = std::env::args().skip(1);
-    let (Some(vault), Some(name), None) = (args.next(), args.next(), args.next()) else {
-        return Err("usage: read_secret VAULT_URL SECRET_NAME".into());
-    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--credential" => {
+                choice = match args.next().as_deref() {
+                    Some("default") => Choice::Default,
+                    Some("managed-identity") => Choice::ManagedIdentity,
+                    _ => return Err(USAGE.into()),
+                }
+            }
+            "--json" => json = true,
+            _ if arg.starts_with("--") => return Err(USAGE.into()),
+            _ => positional.push(arg),
+        }
+    }
+    let [vault, name] = <[String; 2]>::try_from(positional).map_err(|_| USAGE)?;
     let vault = reqwest::Url::parse(&vault)?;
     if vault.scheme() != "https" {
         return Err(format!("the vault URL must be https, got {vault}").into());
@@ -84,14 +119,22 @@ async fn run() -> Result<String, BoxError> {
     verify_challenge_resource(&vault, &resource)?;
 
     // 2. A token for that resource, from whichever credential this environment offers.
-    let options = DefaultAzureCredentialOptions {
-        client_options: ClientOptions {
-            extra_root_certificates_pem: ca_pem.into_iter().collect(),
-            ..ClientOptions::default()
-        },
-        ..DefaultAzureCredentialOptions::default()
+    let client_options = ClientOptions {
+        extra_root_certificates_pem: ca_pem.into_iter().collect(),
+        ..ClientOptions::default()
     };
-    let credential = DefaultAzureCredential::new(options)?;
+    let (credential, source): (Box<dyn TokenCredential>, _) = match choice {
+        Choice::Default => {
+            let options = DefaultAzureCredentialOptions { client_options, ..Default::default() };
+            (Box::new(DefaultAzureCredential::new(options)?), None)
+        }
+        Choice::ManagedIdentity => {
+            let options = ManagedIdentityCredentialOptions { client_options, ..Default::default() };
+            let credential = ManagedIdentityCredential::new(ManagedIdentityId::System, options)?;
+            let source = format!("{:?}", credential.source());
+            (Box::new(credential), Some(source))
+        }
+    };
     let scope = format!("{}/.default", resource.trim_end_matches('/'));
     let token = credential.get_token(&[&scope], &TokenRequestOptions::default()).await?;
 
@@ -103,7 +146,28 @@ async fn run() -> Result<String, BoxError> {
         return Err(format!("the vault answered {status}: {}", body["error"]).into());
     }
     let value = body["value"].as_str().ok_or("the vault's answer has no value")?;
-    Ok(value.to_owned())
+    if !json {
+        return Ok(value.to_owned());
+    }
+    let credential = match choice {
+        Choice::Default => "DefaultAzureCredential",
+        Choice::ManagedIdentity => "ManagedIdentityCredential",
+    };
+    let oid = token_claims(token.token.expose())?["oid"].clone();
+    let report = serde_json::json!({
+        "value": value,
+        "oid": oid,
+        "credential": credential,
+        "source": source,
+    });
+    Ok(report.to_string())
+}
+
+/// The claims of a JWT, read without verifying it: only to report whose token it is.
+fn token_claims(token: &str) -> Result<serde_json::Value, BoxError> {
+    let payload = token.split('.').nth(1).ok_or("the token is not a JWT")?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload)?;
+    Ok(serde_json::from_slice(&bytes)?)
 }
 
 /// The PEM file named by `REQUESTS_CA_BUNDLE` or `SSL_CERT_FILE`, if either is set.

@@ -126,7 +126,8 @@ pub struct DefaultAzureCredentialOptions {
     /// azure-identity does).
     pub managed_identity_id: Option<ManagedIdentityId>,
     /// Settings of the Managed identity credential. `probe_imds` is set by the chain (on, unless
-    /// `AZURE_TOKEN_CREDENTIALS` names the managed identity alone).
+    /// `AZURE_TOKEN_CREDENTIALS` names the managed identity alone), and `client_options` are
+    /// the chain's.
     pub managed_identity: ManagedIdentityCredentialOptions,
     /// Settings of the CLI credential.
     pub cli: CliCredentialOptions,
@@ -190,9 +191,14 @@ impl DefaultAzureCredential {
             });
             let managed_identity = ManagedIdentityCredentialOptions {
                 probe_imds: selection != Selection::Only(Kind::ManagedIdentity),
+                client_options: options.client_options.clone(),
                 ..options.managed_identity.clone()
             };
-            let context = Context { within_default_chain: true, ..Context::of_this_machine() };
+            let context = Context {
+                within_default_chain: true,
+                exclude_workload_identity: !selection.includes(Kind::WorkloadIdentity),
+                ..Context::of_this_machine()
+            };
             sources.push(Arc::new(ManagedIdentityCredential::with_context(
                 env,
                 id,

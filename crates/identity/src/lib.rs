@@ -22,7 +22,8 @@
 //!   read again for every token request) exchanged as a client assertion.
 //! - [`ManagedIdentityCredential`]: the identity of the machine, from Service Fabric (HTTPS
 //!   with a pinned certificate), App Service (`IDENTITY_ENDPOINT`), Azure Arc (a challenge
-//!   answered with a local key file), the legacy MSI endpoint (Azure ML), Cloud Shell or IMDS,
+//!   answered with a local key file), the legacy MSI endpoint (Azure ML), Cloud Shell, a
+//!   federated token file (workload identity, as azure-identity's credential does) or IMDS,
 //!   detected in the SDKs' order ([`ManagedIdentitySource`]); [`ManagedIdentityId`] selects a
 //!   user-assigned identity.
 //! - [`CliCredential`]: `ambient account get-access-token` (or `az ...` when that is what is
@@ -76,8 +77,9 @@
 //!
 //! # A complete example: reading a Key Vault secret
 //!
-//! `examples/read_secret.rs` reads a secret with [`DefaultAzureCredential`] and the process's
-//! own environment, doing Key Vault's challenge itself: a first request without a token, the
+//! `examples/read_secret.rs` reads a secret with [`DefaultAzureCredential`] (or, with
+//! `--credential managed-identity`, [`ManagedIdentityCredential`]) and the process's own
+//! environment, doing Key Vault's challenge itself: a first request without a token, the
 //! `resource` of the `WWW-Authenticate` answer, a token for `{resource}/.default`, then
 //! `GET {vault}/secrets/{name}?api-version=7.5` with it. It trusts the CA named by
 //! `REQUESTS_CA_BUNDLE` or `SSL_CERT_FILE` when set. Run it as the workload of a VM, so the

@@ -3,7 +3,8 @@
 //!
 //! The source is detected from environment variables in azure-identity (Python)'s order
 //! (02-hosted-endpoints.md §1): Service Fabric, App Service (2019-08-01), Azure Arc, legacy
-//! App Service / Azure ML (2017-09-01), Cloud Shell; then, as MSAL and the Rust `azure_identity`
+//! App Service / Azure ML (2017-09-01), Cloud Shell, workload identity (a federated token file,
+//! handed to [`WorkloadIdentityCredential`]); then, as MSAL and the Rust `azure_identity`
 //! crate do, Azure Arc at `http://localhost:40342` when the agent `/opt/azcmagent/bin/himds` is
 //! installed; else IMDS (01-imds.md) at `AZURE_POD_IDENTITY_AUTHORITY_HOST` or
 //! `http://169.254.169.254`. Each source's request is the one MSAL Python 1.39 sends for
@@ -28,12 +29,14 @@ use crate::cache::{CacheKey, TokenCache};
 use crate::clock::{SharedClock, SystemClock};
 use crate::credential::{AccessToken, TokenCredential, TokenRequestOptions};
 use crate::env::Env;
-use crate::options::DEFAULT_HTTP_TIMEOUT;
+use crate::environment::options_from_env;
+use crate::options::{ClientOptions, DEFAULT_HTTP_TIMEOUT};
 use crate::response::{
     describe_http_error, excerpt, parse_error_response, parse_token_response, read_body,
 };
 use crate::scope::resource_from_scopes;
 use crate::secret::Secret;
+use crate::workload_identity::WorkloadIdentityCredential;
 use crate::{Error, Result};
 
 /// The instance metadata service's address on Azure VMs, used when neither
@@ -103,6 +106,15 @@ pub enum ManagedIdentitySource {
     /// built, except inside [`DefaultAzureCredential`](crate::DefaultAzureCredential), where (as
     /// in azure-identity) a client id is sent as the form field `client_id`.
     CloudShell,
+    /// `AZURE_FEDERATED_TOKEN_FILE` + `AZURE_TENANT_ID` + `AZURE_AUTHORITY_HOST` (what Azure
+    /// Workload Identity's webhook sets in a pod): the token file is exchanged at the authority
+    /// by a [`WorkloadIdentityCredential`], as azure-identity's `ManagedIdentityCredential`
+    /// does. The application is `AZURE_CLIENT_ID`, or the selected client id; an object or
+    /// resource id is refused, since the exchange names an application by client id only.
+    /// Skipped inside a [`DefaultAzureCredential`](crate::DefaultAzureCredential) whose
+    /// `AZURE_TOKEN_CREDENTIALS` leaves out its own workload identity credential, as in
+    /// azure-identity.
+    WorkloadIdentity,
     /// None of the above: the instance metadata service.
     /// `GET {base}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=...` with
     /// `Metadata: true`; selectors `client_id`, `object_id`, `msi_res_id`.
@@ -165,6 +177,10 @@ pub struct ManagedIdentityCredentialOptions {
     /// environment variable does), so whoever controls the environment or the endpoint cannot
     /// make the credential read files elsewhere.
     pub arc_key_directory: PathBuf,
+    /// Settings of the token exchange when the environment selects workload identity
+    /// ([`ManagedIdentitySource::WorkloadIdentity`]): extra root certificates, timeout, allowed
+    /// tenants; `AZURE_AUTHORITY_HOST` replaces the authority host. Unused by the other sources.
+    pub client_options: ClientOptions,
 }
 
 impl Default for ManagedIdentityCredentialOptions {
@@ -175,6 +191,7 @@ impl Default for ManagedIdentityCredentialOptions {
             retry: ImdsRetryOptions::default(),
             probe_imds: false,
             arc_key_directory: PathBuf::from(DEFAULT_ARC_KEY_DIRECTORY),
+            client_options: ClientOptions::default(),
         }
     }
 }
@@ -229,6 +246,8 @@ enum Endpoint {
     Imds {
         token_url: reqwest::Url,
     },
+    /// Tokens come from the federated token exchange, with its own cache.
+    WorkloadIdentity(WorkloadIdentityCredential),
 }
 
 /// What detection and construction learn from outside the environment variables and options.
@@ -239,6 +258,10 @@ pub(crate) struct Context {
     /// The credential is a link of [`DefaultAzureCredential`](crate::DefaultAzureCredential),
     /// which passes `AZURE_CLIENT_ID` to every source (Cloud Shell then tolerates it).
     pub(crate) within_default_chain: bool,
+    /// The default chain leaves out its workload identity credential, so the managed identity
+    /// must not use a federated token file either (azure-identity's
+    /// `_exclude_workload_identity_credential`).
+    pub(crate) exclude_workload_identity: bool,
 }
 
 impl Context {
@@ -247,6 +270,7 @@ impl Context {
         Context {
             arc_agent_installed: std::path::Path::new(arc::AGENT_EXECUTABLE).exists(),
             within_default_chain: false,
+            exclude_workload_identity: false,
         }
     }
 }
@@ -329,8 +353,8 @@ impl ManagedIdentityCredential {
         if options.http_timeout.is_zero() {
             return Err(Error::InvalidConfig("http timeout must be more than zero".to_owned()));
         }
-        let source = detect_source(env, context.arc_agent_installed);
-        let endpoint = endpoint(source, env, &id, options, context)?;
+        let source = detect_source(env, context);
+        let endpoint = endpoint(source, env, &id, options, context, &clock)?;
         let probe = options.probe_imds
             && source == ManagedIdentitySource::Imds
             && !(options.imds_endpoint.is_none()
@@ -356,8 +380,11 @@ impl TokenCredential for ManagedIdentityCredential {
     async fn get_token(
         &self,
         scopes: &[&str],
-        _options: &TokenRequestOptions,
+        options: &TokenRequestOptions,
     ) -> Result<AccessToken> {
+        if let Endpoint::WorkloadIdentity(workload) = &self.inner.endpoint {
+            return workload.get_token(scopes, options).await;
+        }
         let resource = resource_from_scopes(scopes)?;
         let key = CacheKey::new(&[&resource], None);
         let inner = &self.inner;
@@ -373,7 +400,8 @@ impl fmt::Debug for ManagedIdentityCredential {
             | Endpoint::AzureArc { url, .. }
             | Endpoint::LegacyMsi { url, .. }
             | Endpoint::CloudShell { url }
-            | Endpoint::Imds { token_url: url } => url.as_str(),
+            | Endpoint::Imds { token_url: url } => url.to_string(),
+            Endpoint::WorkloadIdentity(workload) => format!("{workload:?}"),
         };
         f.debug_struct("ManagedIdentityCredential")
             .field("source", &self.inner.source)
@@ -387,7 +415,7 @@ impl fmt::Debug for ManagedIdentityCredential {
 /// The source `env` selects, in azure-identity (Python)'s order, with the installed Azure Arc
 /// agent next to last as in MSAL and the Rust SDK; a variable counts when it is set and not
 /// empty.
-pub(crate) fn detect_source(env: &Env, arc_agent_installed: bool) -> ManagedIdentitySource {
+pub(crate) fn detect_source(env: &Env, context: Context) -> ManagedIdentitySource {
     let set = |name: &str| env.get(name).is_some();
     if set("IDENTITY_ENDPOINT") {
         if set("IDENTITY_HEADER") {
@@ -406,7 +434,11 @@ pub(crate) fn detect_source(env: &Env, arc_agent_installed: bool) -> ManagedIden
         }
         return ManagedIdentitySource::CloudShell;
     }
-    if arc_agent_installed {
+    let workload = ["AZURE_AUTHORITY_HOST", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE"];
+    if workload.iter().all(|name| set(name)) && !context.exclude_workload_identity {
+        return ManagedIdentitySource::WorkloadIdentity;
+    }
+    if context.arc_agent_installed {
         return ManagedIdentitySource::AzureArc;
     }
     ManagedIdentitySource::Imds
@@ -445,6 +477,7 @@ fn endpoint(
     id: &ManagedIdentityId,
     options: &ManagedIdentityCredentialOptions,
     context: Context,
+    clock: &SharedClock,
 ) -> Result<Endpoint> {
     let var = |name: &str| env.get(name).unwrap_or_default();
     Ok(match source {
@@ -499,6 +532,29 @@ fn endpoint(
                 ));
             }
             Endpoint::CloudShell { url: endpoint_url("MSI_ENDPOINT", var("MSI_ENDPOINT"))? }
+        }
+        ManagedIdentitySource::WorkloadIdentity => {
+            let client_id = match id {
+                ManagedIdentityId::System => env.get("AZURE_CLIENT_ID").ok_or_else(|| {
+                    Error::InvalidConfig(
+                        "workload identity was selected (AZURE_FEDERATED_TOKEN_FILE is set) but no client id was given: set AZURE_CLIENT_ID or select the identity by client id".to_owned(),
+                    )
+                })?,
+                ManagedIdentityId::ClientId(client_id) => client_id.as_str(),
+                ManagedIdentityId::ObjectId(_) | ManagedIdentityId::ResourceId(_) => {
+                    return Err(Error::InvalidConfig(
+                        "workload identity (AZURE_FEDERATED_TOKEN_FILE) selects the application by client id only".to_owned(),
+                    ));
+                }
+            };
+            let client_options = options_from_env(env, options.client_options.clone());
+            Endpoint::WorkloadIdentity(WorkloadIdentityCredential::with_clock(
+                var("AZURE_TENANT_ID"),
+                client_id,
+                PathBuf::from(var("AZURE_FEDERATED_TOKEN_FILE")),
+                &client_options,
+                clock.clone(),
+            )?)
         }
         ManagedIdentitySource::Imds => {
             let base = imds_base(env, options.imds_endpoint.as_deref());
@@ -583,6 +639,9 @@ impl Inner {
             Endpoint::Imds { token_url } => {
                 let url = self.with_query(token_url, IMDS_API_VERSION, resource);
                 self.request_imds(&url).await
+            }
+            Endpoint::WorkloadIdentity(_) => {
+                unreachable!("get_token hands workload identity requests to their credential")
             }
         }
     }

@@ -4,7 +4,8 @@
 //! Sign in as the admin, create a VM and turn its system identity on, create a user-assigned
 //! identity and add it to a web app, grant the VM Key Vault Secrets User on a vault, find both
 //! identities under Enterprise applications filtered to managed identities, use Check access,
-//! reveal a secret, and see each action in the activity log. Every page is saved as a PNG
+//! reveal a secret, see each action in the activity log, and see the faults injected on the
+//! VM and on its host on the hosts page and the VM's page. Every page is saved as a PNG
 //! (the directory is printed), the browser's console must stay free of errors, and the session
 //! cookie must be out of reach of scripts. The test fails, never skips, without Chromium.
 
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::{Ambient, tempdir};
+use crate::{Ambient, cli_json, tempdir};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// A script listing the page's form controls that have no label.
@@ -549,6 +550,38 @@ async fn console_walks_the_seeds_story_in_a_real_browser() {
     assert!(checks.contains("Signature Pass RS256, signed by published key"), "{checks}");
     assert!(browser.text("main").await.contains("Owner"), "the admin's roles are listed");
     browser.snap("token-inspected").await;
+
+    // Faults injected on the VM's host and on the VM itself (issue 14) show where the console
+    // shows hosts and resources.
+    let hosts = cli_json(&ambient, &["host", "list"]);
+    let host = hosts[0]["name"].as_str().unwrap().to_owned();
+    let vm_id = crate::control_plane::Arm::admin(&ambient).await.vm("rg-console", "vm-console");
+    cli_json(&ambient, &["host", "fault", "set", "--name", &host, "--latency-ms", "250"]);
+    cli_json(
+        &ambient,
+        &[
+            "host",
+            "fault",
+            "set",
+            "--resource",
+            &vm_id,
+            "--error",
+            "429:30",
+            "--retry-after",
+            "1",
+            "--token-lifetime",
+            "60",
+        ],
+    );
+    browser.open(&format!("{base}/console/hosts")).await;
+    let row = browser.text("#hosts tbody").await;
+    assert!(row.contains("latency 250 ms"), "the host's faults: {row}");
+    assert!(row.contains("30 % 429, Retry-After 1 s, tokens live 60 s"), "the VM's faults: {row}");
+    browser.snap("hosts-faults").await;
+    browser.open(&format!("{base}/console/resource?id={}", crate::agent::urlencode(&vm_id))).await;
+    let faults = browser.text("#faults").await;
+    assert_eq!(faults, "30 % 429, Retry-After 1 s, tokens live 60 s");
+    browser.snap("vm-faults").await;
 
     // The other pages render without errors.
     for (path, needle, name) in [

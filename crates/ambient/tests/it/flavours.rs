@@ -2,8 +2,12 @@
 //! SDK (azure-identity, azure-keyvault-secrets from PyPI) and the real JavaScript SDK
 //! (@azure/identity, @azure/keyvault-secrets from npm, `tests/e2e/js`): under
 //! `ambient run --flavour X` with nothing else set, ManagedIdentityCredential and
-//! DefaultAzureCredential read a Key Vault secret; a federated token file is renewed before it expires; injected 429s are retried; the
-//! Docker-Desktop 403 on the IMDS probe makes DefaultAzureCredential move on.
+//! DefaultAzureCredential read a Key Vault secret, and so does the Rust `identity` crate (its
+//! `read_secret` example); a federated token file is renewed before it expires; injected 429s
+//! are retried; the Docker-Desktop 403 on the IMDS probe makes DefaultAzureCredential move on;
+//! injected latency delays answers and "no answer" makes clients time out while the agent
+//! serves its other resources; 60 s tokens, a clock offset and a signing-key rotation now show
+//! in the answers clients get.
 //!
 //! Safety: every SDK process runs under `ambient run`, which points every flavour's variables
 //! and `AZURE_POD_IDENTITY_AUTHORITY_HOST` at the agent on loopback; the one run with nothing
@@ -170,6 +174,58 @@ async fn every_flavour_reads_a_secret_with_nothing_but_what_ambient_run_sets() {
     assert!(stderr.contains("imds, appservice, arc"), "{stderr}");
 }
 
+#[tokio::test]
+async fn the_rust_identity_crate_reads_a_secret_under_each_flavour() {
+    // The `identity` crate's example (`read_secret --json`) under `ambient run --flavour X`:
+    // ManagedIdentityCredential must detect the platform's source from nothing but what
+    // `ambient run` sets, and both it and DefaultAzureCredential read the secret as the VM's
+    // one identity.
+    let example = crate::keyvault::build_example();
+    let dir = tempdir("flavours-rust");
+    let ambient = Ambient::start("dev", &dir, &[], &[]);
+    let arm = Arm::admin(&ambient).await;
+    let (vault_url, _, principal) = setup(&ambient, &arm).await;
+    let home = ambient.data_dir.to_str().unwrap();
+    for (flavour, source) in [
+        ("imds", "Imds"),
+        ("appservice", "AppService"),
+        ("arc", "AzureArc"),
+        ("servicefabric", "ServiceFabric"),
+        ("ml", "LegacyMsi"),
+        ("cloudshell", "CloudShell"),
+        ("workload", "WorkloadIdentity"),
+    ] {
+        for credential in ["managed-identity", "default"] {
+            let (code, stdout, stderr) = run_ambient(
+                &[
+                    "run",
+                    "--as",
+                    "vm1",
+                    "-g",
+                    "rg",
+                    "--flavour",
+                    flavour,
+                    "--",
+                    example.to_str().unwrap(),
+                    "--credential",
+                    credential,
+                    "--json",
+                    &vault_url,
+                    "db-password",
+                ],
+                &[("AMBIENT_HOME", home)],
+            );
+            assert_eq!(code, 0, "{flavour} {credential}: {stdout} {stderr}");
+            let out: Value = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
+            assert_eq!(out["value"], "s3cr3t", "{flavour} {credential}: {out}");
+            assert_eq!(out["oid"], principal.as_str(), "{flavour} {credential}");
+            if credential == "managed-identity" {
+                assert_eq!(out["source"], source, "{flavour}");
+            }
+        }
+    }
+}
+
 /// The directory holding `tests/e2e/js`'s packages (`npm ci`, rebuilt when the lock file
 /// changes) and a copy of its scripts, under the target directory.
 fn node_dir() -> std::path::PathBuf {
@@ -211,10 +267,11 @@ async fn the_javascript_sdk_reads_a_secret_under_each_managed_identity_flavour()
     let (vault_url, _, principal) = setup(&ambient, &arm).await;
     let script = node.join("flavour_read.mjs");
     let home = ambient.data_dir.to_str().unwrap();
-    // Not servicefabric: MSAL Node's Service Fabric source has no thumbprint pinning, so Node
-    // would refuse the agent's certificate (not tried here). Not workload: its MSAL client may
-    // ask login.microsoftonline.com for instance discovery, which no test may reach.
-    for flavour in ["imds", "appservice", "arc", "ml", "cloudshell"] {
+    // Service Fabric: MSAL Node does not pin the thumbprint; Node trusts the agent's certificate
+    // through its CA, which `ambient run` adds to NODE_EXTRA_CA_CERTS. Workload: the script
+    // refuses to resolve any name that is not local and reports the attempts, which must be
+    // none (MSAL Node's instance discovery would ask login.microsoftonline.com).
+    for flavour in ["imds", "appservice", "arc", "servicefabric", "ml", "cloudshell", "workload"] {
         let (code, stdout, stderr) = run_ambient(
             &[
                 "run",
@@ -237,6 +294,7 @@ async fn the_javascript_sdk_reads_a_secret_under_each_managed_identity_flavour()
             assert_eq!(out[credential]["value"], "s3cr3t", "{flavour} {credential}: {out}");
             assert_eq!(out[credential]["oid"], principal.as_str(), "{flavour} {credential}");
         }
+        assert_eq!(out["lookups"], json!([]), "{flavour}: names outside loopback");
     }
 }
 
@@ -347,4 +405,263 @@ async fn the_probe_s_docker_desktop_403_makes_default_credential_move_on() {
             .any(|line| line.as_str().unwrap().contains("unreachable")),
         "{out}"
     );
+}
+
+/// A resource group with two VMs with system identities, served by the dev agent; returns the
+/// VMs' ids and metadata endpoints.
+async fn two_vms(arm: &Arm) -> [(String, String); 2] {
+    arm.put(&arm.group("rg"), json!({"location": "westus"})).await;
+    let mut vms = Vec::new();
+    for name in ["vm1", "vm2"] {
+        let vm = arm.vm("rg", name);
+        let (status, body) = arm
+            .put(&vm, json!({"location": "westus", "identity": {"type": "SystemAssigned"}}))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let (endpoint, _) = endpoint_of(arm, &vm).await;
+        vms.push((vm, endpoint));
+    }
+    vms.try_into().unwrap()
+}
+
+/// One IMDS token request for `resource` with `timeout`: the answer's status and body, and how
+/// long it took.
+async fn timed_imds(
+    endpoint: &str,
+    resource: &str,
+    timeout: Duration,
+) -> (Result<(u16, Value), reqwest::Error>, Duration) {
+    let client = reqwest::Client::builder().no_proxy().timeout(timeout).build().unwrap();
+    let started = std::time::Instant::now();
+    let answer = async {
+        let response = client
+            .get(format!("{endpoint}/metadata/identity/oauth2/token"))
+            .query(&[("api-version", "2018-02-01"), ("resource", resource)])
+            .header("Metadata", "true")
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await?))
+    }
+    .await;
+    (answer, started.elapsed())
+}
+
+/// Waits until the agent applies the faults just set: `ready` holds for an answer of `endpoint`
+/// (polled for a fresh audience each time, so no cached token hides the change).
+async fn until_applied(endpoint: &str, ready: impl Fn(&Value) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    for round in 0.. {
+        let resource = format!("api://poll-{round}");
+        if let (Ok((200, body)), _) = timed_imds(endpoint, &resource, Duration::from_secs(5)).await
+            && ready(&body)
+        {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the agent did not apply the faults");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn injected_latency_delays_answers_and_no_answer_makes_clients_time_out() {
+    // Latency: the same request with and without the fault, timed in this test; the faulty one
+    // takes at least the injected time more. No answer: a client's own timeout fires (reqwest's
+    // and the identity crate's), while the agent keeps answering the host's other resource.
+    let dir = tempdir("flavours-latency");
+    let ambient = Ambient::start("dev", &dir, &[], &[]);
+    let arm = Arm::admin(&ambient).await;
+    let [(vm1, endpoint1), (_, endpoint2)] = two_vms(&arm).await;
+    let second = Duration::from_secs(5);
+
+    let (answer, plain) = timed_imds(&endpoint1, "https://vault.azure.net", second).await;
+    assert_eq!(answer.unwrap().0, 200);
+    let latency = Duration::from_millis(1500);
+    cli_json(&ambient, &["host", "fault", "set", "--resource", &vm1, "--latency-ms", "1500"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let slow = loop {
+        let (answer, took) = timed_imds(&endpoint1, "https://vault.azure.net", second).await;
+        assert_eq!(answer.unwrap().0, 200);
+        if took >= latency || std::time::Instant::now() > deadline {
+            break took;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(plain < latency, "the answer without the fault took {plain:?}");
+    assert!(slow >= latency, "the answer with {latency:?} of latency took {slow:?}");
+    assert!(slow >= plain + latency / 2, "{slow:?} is not {latency:?} slower than {plain:?}");
+    // The other resource has no fault.
+    let (answer, other) = timed_imds(&endpoint2, "https://vault.azure.net", second).await;
+    assert_eq!(answer.unwrap().0, 200);
+    assert!(other < latency, "{other:?}");
+
+    cli_json(&ambient, &["host", "fault", "set", "--resource", &vm1, "--no-answer"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (answer, _) =
+            timed_imds(&endpoint1, "https://vault.azure.net", Duration::from_secs(1)).await;
+        match answer {
+            Err(error) if error.is_timeout() => break,
+            other => assert!(std::time::Instant::now() < deadline, "still answering: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // While a request to vm1 hangs, vm2 answers at once.
+    let hanging = tokio::spawn({
+        let endpoint1 = endpoint1.clone();
+        async move { timed_imds(&endpoint1, "https://storage.azure.com", Duration::from_secs(3)).await }
+    });
+    let (answer, other) = timed_imds(&endpoint2, "https://storage.azure.com", second).await;
+    assert_eq!(answer.unwrap().0, 200);
+    assert!(other < Duration::from_secs(2), "{other:?}");
+    let (answer, took) = hanging.await.unwrap();
+    assert!(answer.as_ref().is_err_and(reqwest::Error::is_timeout), "{answer:?}");
+    assert!(took >= Duration::from_secs(3), "{took:?}");
+    // The identity crate's timeout fires too, and says so.
+    let options = identity::ManagedIdentityCredentialOptions {
+        imds_endpoint: Some(endpoint1.clone()),
+        http_timeout: Duration::from_secs(2),
+        ..identity::ManagedIdentityCredentialOptions::default()
+    };
+    let credential = identity::ManagedIdentityCredential::from_env(
+        &identity::Env::default(),
+        identity::ManagedIdentityId::System,
+        options,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let error = identity::TokenCredential::get_token(
+        &credential,
+        &["https://management.azure.com/.default"],
+        &identity::TokenRequestOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert!(error.to_string().contains("timed out"), "{error}");
+
+    // Cleared, vm1 answers again.
+    let home = ambient.data_dir.to_str().unwrap();
+    let (code, _, stderr) =
+        run_ambient(&["host", "fault", "clear", "--resource", &vm1], &[("AMBIENT_HOME", home)]);
+    assert_eq!(code, 0, "{stderr}");
+    until_applied(&endpoint1, |_| true).await;
+
+    // The agent logged each fault it applied.
+    let log = ["stdout.log", "stderr.log"]
+        .map(|name| std::fs::read_to_string(ambient.data_dir.join(name)).unwrap_or_default())
+        .concat();
+    assert!(log.contains("fault injected: latency"), "{log}");
+    assert!(log.contains("fault injected: no answer"), "{log}");
+}
+
+#[tokio::test]
+async fn short_lifetimes_a_rotation_now_and_a_clock_offset_reach_clients() {
+    // Each fault as a client sees it in the token answer: a 60 s token, `expires_on` and
+    // `not_before` moved by the offset while `expires_in` and the token are not, and after
+    // `token-keys rotate --activate-in 0` new tokens signed with the new key, which Key Vault
+    // accepts (the Rust example reads the secret with one).
+    let example = crate::keyvault::build_example();
+    let dir = tempdir("flavours-lifetime");
+    let ambient = Ambient::start("dev", &dir, &[], &[]);
+    let arm = Arm::admin(&ambient).await;
+    let (vault_url, vm1, _) = setup(&ambient, &arm).await;
+    let (endpoint1, _) = endpoint_of(&arm, &vm1).await;
+
+    let set = cli_json(
+        &ambient,
+        &[
+            "host",
+            "fault",
+            "set",
+            "--resource",
+            &vm1,
+            "--token-lifetime",
+            "60",
+            "--clock-offset",
+            "-300",
+        ],
+    );
+    assert_eq!(set["tokenLifetimeSecs"], 60, "{set}");
+    assert_eq!(set["clockOffsetSecs"], -300, "{set}");
+    until_applied(&endpoint1, |body| expires_in(body).is_some_and(|secs| secs <= 60)).await;
+    let (answer, _) =
+        timed_imds(&endpoint1, "https://vault.azure.net", Duration::from_secs(5)).await;
+    let (status, body) = answer.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let number = |field: &str| body[field].as_str().unwrap().parse::<i64>().unwrap();
+    let token = claims(body["access_token"].as_str().unwrap());
+    let (iat, exp) = (token["iat"].as_i64().unwrap(), token["exp"].as_i64().unwrap());
+    assert!(exp - iat <= 60, "a 60 s token: {token}");
+    assert!(number("expires_in") <= 60, "{body}");
+    assert!(number("expires_in") >= 55, "{body}");
+    // The answer's times are 300 s behind the token's own, as if the service's clock were.
+    assert_eq!(number("expires_on"), exp - 300, "{body} {token}");
+    assert!((number("not_before") - (unix_now() - 300)).abs() <= 5, "{body}");
+
+    // A rotation now: the next token is signed with the new key.
+    let before = header(body["access_token"].as_str().unwrap())["kid"].clone();
+    let rotated = cli_json(&ambient, &["token-keys", "rotate", "--activate-in", "0"]);
+    let kid = rotated["kid"].as_str().unwrap().to_owned();
+    assert_ne!(json!(kid), before, "{rotated}");
+    let (answer, _) =
+        timed_imds(&endpoint1, "https://storage.azure.com", Duration::from_secs(5)).await;
+    let (status, body) = answer.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header(body["access_token"].as_str().unwrap())["kid"], kid.as_str(), "{body}");
+    // The old key is still published, so tokens signed before the rotation still verify.
+    let keys = cli_json(&ambient, &["token-keys", "list"]);
+    assert!(keys.as_array().unwrap().iter().any(|key| key["kid"] == before), "{keys}");
+
+    // Changed faults drop the agent's cached tokens, so the workload's Key Vault token is a new
+    // one, signed with the new key; the vault accepts it.
+    cli_json(&ambient, &["host", "fault", "set", "--resource", &vm1, "--token-lifetime", "120"]);
+    until_applied(&endpoint1, |body| expires_in(body).is_some_and(|secs| secs > 60)).await;
+    let (code, stdout, stderr) = run_ambient(
+        &[
+            "run",
+            "--as",
+            "vm1",
+            "-g",
+            "rg",
+            "--flavour",
+            "imds",
+            "--",
+            example.to_str().unwrap(),
+            "--credential",
+            "managed-identity",
+            &vault_url,
+            "db-password",
+        ],
+        &[("AMBIENT_HOME", ambient.data_dir.to_str().unwrap())],
+    );
+    assert_eq!(code, 0, "{stdout} {stderr}");
+    assert_eq!(stdout.trim(), "s3cr3t");
+    let (answer, _) =
+        timed_imds(&endpoint1, "https://vault.azure.net", Duration::from_secs(5)).await;
+    let (status, body) = answer.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(header(body["access_token"].as_str().unwrap())["kid"], kid.as_str(), "{body}");
+}
+
+/// `expires_in` of an IMDS answer (a string of seconds).
+fn expires_in(body: &Value) -> Option<i64> {
+    body["expires_in"].as_str().and_then(|secs| secs.parse().ok())
+}
+
+/// The JOSE header of a JWT.
+fn header(token: &str) -> Value {
+    use base64::Engine as _;
+    let header = token.split('.').next().unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap(),
+    )
+    .unwrap()
+}
+
+/// Seconds since the epoch, from the system clock (the server's, on this machine).
+fn unix_now() -> i64 {
+    #[allow(clippy::disallowed_methods)] // The test compares with the server's wall clock.
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }

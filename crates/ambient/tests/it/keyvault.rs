@@ -428,7 +428,7 @@ async fn secret_client_operations_and_default_credential_under_ambient_run() {
 }
 
 /// The `identity` crate's example, built with cargo, reads a secret as a VM under `ambient run`.
-fn build_example() -> std::path::PathBuf {
+pub fn build_example() -> std::path::PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let target =
         std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir").to_owned();

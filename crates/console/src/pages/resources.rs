@@ -3,7 +3,9 @@
 //! deleting.
 //!
 //! API calls: `GET /subscriptions/{s}/resourcegroups`, `PUT /subscriptions/{s}/resourcegroups/{g}`,
-//! `GET /subscriptions/{s}/resources`, `GET {id}`, `PUT {id}`, `DELETE {id}`.
+//! `GET /subscriptions/{s}/resources`, `GET {id}`, `PUT {id}`, `DELETE {id}`, and for a compute
+//! resource `GET /hosting/faults?resourceId=` (its injected faults; left out for callers who may
+//! not read hosts).
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -514,6 +516,16 @@ pub async fn show(
         rows.push(("Identities", identity_badges(&resource)));
         if let Some(vm_id) = properties["vmId"].as_str() {
             rows.push(("VM id", html::id_text(vm_id)));
+        }
+        let path = format!("/hosting/faults?resourceId={}", client::encode(&id));
+        if let Ok(faults) = ctx.get(&path).await {
+            let faults = crate::pages::hosts::fault_summary(&faults);
+            if !faults.is_empty() {
+                rows.push((
+                    "Injected faults",
+                    html! { span.badge.warn.fault #faults { (faults.join(", ")) } },
+                ));
+            }
         }
     }
     if resource_type.eq_ignore_ascii_case(UAMI_TYPE) {

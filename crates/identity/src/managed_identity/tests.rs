@@ -77,7 +77,7 @@ async fn setup() -> (FakeManagedIdentity, Arc<FakeClock>) {
 #[track_caller]
 fn check_source(pairs: &[(&str, &str)], expected: ManagedIdentitySource) {
     let env = Env::from_pairs(pairs.iter().copied());
-    assert_eq!(detect_source(&env, false), expected, "{pairs:?}");
+    assert_eq!(detect_source(&env, Context::default()), expected, "{pairs:?}");
 }
 
 #[test]
@@ -100,11 +100,27 @@ fn source_detection_follows_the_sdk_order() {
     check_source(&[], Imds);
     // Empty values count as unset.
     check_source(&[("IDENTITY_ENDPOINT", ""), h, m], CloudShell);
+    // Workload identity needs its three variables, and comes after the endpoint variables.
+    let a = ("AZURE_AUTHORITY_HOST", "https://127.0.0.1:4");
+    let tenant = ("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47");
+    let f = ("AZURE_FEDERATED_TOKEN_FILE", "/tmp/token");
+    check_source(&[a, tenant, f], WorkloadIdentity);
+    check_source(&[tenant, f], Imds);
+    check_source(&[a, f], Imds);
+    check_source(&[a, tenant], Imds);
+    check_source(&[m, a, tenant, f], CloudShell);
+    check_source(&[e, h, a, tenant, f], AppService);
+    // A default chain without its workload identity credential leaves it out here too.
+    let excluded = Context { exclude_workload_identity: true, ..Context::default() };
+    assert_eq!(detect_source(&Env::from_pairs([a, tenant, f]), excluded), Imds);
 
     // An installed Azure Arc agent comes after every variable and before IMDS.
-    let with_agent =
-        |pairs: &[(&str, &str)]| detect_source(&Env::from_pairs(pairs.iter().copied()), true);
+    let with_agent = |pairs: &[(&str, &str)]| {
+        let context = Context { arc_agent_installed: true, ..Context::default() };
+        detect_source(&Env::from_pairs(pairs.iter().copied()), context)
+    };
     assert_eq!(with_agent(&[]), AzureArc);
+    assert_eq!(with_agent(&[a, tenant, f]), WorkloadIdentity);
     assert_eq!(with_agent(&[s]), AzureArc);
     assert_eq!(with_agent(&[m]), CloudShell);
     assert_eq!(with_agent(&[m, s]), LegacyMsi);
@@ -650,7 +666,7 @@ async fn arc_key_directory_defaults_to_the_linux_agent_s_and_the_agent_alone_sel
         imds_endpoint: Some(closed),
         ..ManagedIdentityCredentialOptions::default()
     };
-    let context = Context { arc_agent_installed: true, within_default_chain: false };
+    let context = Context { arc_agent_installed: true, ..Context::default() };
     let credential =
         credential_with(&Env::default(), ManagedIdentityId::System, options, context, &clock)
             .unwrap();
@@ -1000,7 +1016,7 @@ async fn cloud_shell_inside_the_default_chain_passes_the_client_id_on() {
         imds_endpoint: Some(fake.base.clone()),
         ..ManagedIdentityCredentialOptions::default()
     };
-    let context = Context { arc_agent_installed: false, within_default_chain: true };
+    let context = Context { within_default_chain: true, ..Context::default() };
     let credential = credential_with(
         &env,
         ManagedIdentityId::ClientId("c1".into()),
@@ -1019,4 +1035,66 @@ async fn cloud_shell_inside_the_default_chain_passes_the_client_id_on() {
         credential_with(&env, ManagedIdentityId::ObjectId("o".into()), options, context, &clock)
             .unwrap_err();
     assert!(matches!(error, Error::InvalidConfig(_)), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_federated_token_file_is_exchanged_as_azure_identity_does() {
+    // azure-identity's ManagedIdentityCredential hands a pod's federated token file (what Azure
+    // Workload Identity's webhook sets) to a WorkloadIdentityCredential for AZURE_CLIENT_ID.
+    let clock = FakeClock::new();
+    let entra = crate::testing::FakeEntra::start(clock.clone()).await;
+    let client_id = "3f9c2a1e-0000-4000-8000-000000000031";
+    entra.register_federated(client_id, "header.claims.signature");
+    let directory =
+        std::env::temp_dir().join(format!("identity-mi-wi-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&directory).unwrap();
+    let file = directory.join("token");
+    std::fs::write(&file, "header.claims.signature\n").unwrap();
+    let tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+    let pairs = [
+        ("AZURE_AUTHORITY_HOST", entra.authority.as_str()),
+        ("AZURE_TENANT_ID", tenant),
+        ("AZURE_FEDERATED_TOKEN_FILE", file.to_str().unwrap()),
+    ];
+    let options = ManagedIdentityCredentialOptions {
+        imds_endpoint: Some(closed_loopback_base().await),
+        client_options: PKI.client_options("https://authority.invalid"),
+        ..ManagedIdentityCredentialOptions::default()
+    };
+    let build = |pairs: &[(&str, &str)], id: ManagedIdentityId| {
+        credential_with(
+            &Env::from_pairs(pairs.iter().copied()),
+            id,
+            options.clone(),
+            Context::default(),
+            &clock,
+        )
+    };
+
+    // The application is AZURE_CLIENT_ID ...
+    let with_client = [&pairs[..], &[("AZURE_CLIENT_ID", client_id)]].concat();
+    let credential = build(&with_client, ManagedIdentityId::System).unwrap();
+    assert_eq!(credential.source(), ManagedIdentitySource::WorkloadIdentity);
+    let token = get(&credential, VAULT).await.unwrap();
+    assert_eq!(token.token.expose(), "fake-token-1");
+    let request = entra.requests().pop().unwrap();
+    assert_eq!(request.tenant, tenant);
+    assert_eq!(request.form["client_id"], client_id);
+    assert_eq!(request.form["client_assertion"], "header.claims.signature");
+    assert_eq!(request.form["scope"], VAULT);
+    // ... or the client id asked for.
+    let credential = build(&pairs, ManagedIdentityId::ClientId(client_id.into())).unwrap();
+    get(&credential, VAULT).await.unwrap();
+    assert_eq!(entra.requests().pop().unwrap().form["client_id"], client_id);
+
+    // Without a client id, or with another kind of id, it cannot name the application.
+    for id in [
+        ManagedIdentityId::System,
+        ManagedIdentityId::ObjectId("o".into()),
+        ManagedIdentityId::ResourceId("/r".into()),
+    ] {
+        let error = build(&pairs, id.clone()).unwrap_err();
+        assert!(matches!(error, Error::InvalidConfig(_)), "{id:?}: {error:?}");
+    }
+    std::fs::remove_dir_all(&directory).unwrap();
 }

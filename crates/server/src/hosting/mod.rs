@@ -264,6 +264,7 @@ pub async fn resource_endpoints(
         "hostId": host,
         "endpoint": endpoint,
         "serviceFabricThumbprint": status.as_ref().and_then(|status| status.service_fabric_thumbprint.clone()),
+        "serviceFabricCa": status.as_ref().and_then(|status| status.service_fabric_ca_pem.clone()),
         "imds": status.and_then(|status| status.imds),
         "identityHeader": identity_header(&state, &row.key),
     });
