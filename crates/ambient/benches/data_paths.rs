@@ -14,15 +14,16 @@
 //! that other load on the machine weighs on both alike. Run with
 //! `cargo bench -p ambient --bench data_paths`.
 
-use std::io::BufRead as _;
-use std::process::{Child, Command, Stdio};
+// Each bench uses a part of what the benches share.
+#[allow(dead_code)]
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use crate::common::{CONNECTIONS, Dev};
 
-const CONNECTIONS: usize = 16;
 /// Each pair is measured in `ROUNDS` alternating windows of `WINDOW`, so that a change in the
 /// machine's background load falls on the baseline and the subject alike.
 const ROUNDS: u32 = 6;
@@ -32,16 +33,7 @@ const REQUESTS_MAX: u64 = 200_000;
 const MISSES: usize = 200;
 
 fn main() {
-    if std::env::var_os("AMBIENT_BENCH_PINNED").is_none() {
-        let me = std::env::current_exe().expect("own path");
-        let status = Command::new("taskset")
-            .args(["-c", "1"])
-            .arg(me)
-            .env("AMBIENT_BENCH_PINNED", "1")
-            .status()
-            .expect("taskset");
-        std::process::exit(status.code().unwrap_or(1));
-    }
+    common::pin_self("1");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -57,167 +49,12 @@ fn main() {
     }
 }
 
-struct Dev {
-    child: Child,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 async fn bench(binary: &str) {
-    let dir = std::env::temp_dir().join(format!("ambient-bench-data-{}", std::process::id()));
-    let mut child = Command::new("taskset")
-        .args([
-            "-c",
-            "0",
-            binary,
-            "dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--imds-rate-limit",
-            "1000000000",
-            "--data-dir",
-        ])
-        .arg(&dir)
-        .env("AMBIENT_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start ambient dev");
-    let stdout = child.stdout.take().expect("stdout");
-    let dev = Dev { child, dir: dir.clone() };
-    for line in std::io::BufReader::new(stdout).lines() {
-        if line.expect("banner").starts_with("Press Ctrl-C") {
-            break;
-        }
-    }
-    let env: Vec<(String, String)> = std::fs::read_to_string(dir.join("env.sh"))
-        .expect("env.sh")
-        .lines()
-        .filter_map(|line| line.strip_prefix("export "))
-        .filter_map(|line| line.split_once('='))
-        .map(|(name, value)| (name.to_owned(), value.trim_matches('\'').to_owned()))
-        .collect();
-    let var = |name: &str| {
-        env.iter().find(|(key, _)| key == name).map(|(_, value)| value.clone()).expect(name)
-    };
-    let url = var("AMBIENT_URL");
-    let tenant = var("AMBIENT_TENANT_ID");
-    let subscription = var("AMBIENT_SUBSCRIPTION_ID");
-    let ca = std::fs::read(var("AMBIENT_CA_BUNDLE")).expect("ca");
-    let port: u16 = url.rsplit(':').next().expect("port").parse().expect("port");
-    let https = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("ca")])
-        .resolve("benchvault.vault.localhost", std::net::SocketAddr::from(([127, 0, 0, 1], port)))
-        .pool_max_idle_per_host(CONNECTIONS)
-        .build()
-        .expect("client");
-    let admin: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("admin.json")).expect("admin.json"))
-            .expect("admin");
-    let token = |scope: &'static str| {
-        let https = https.clone();
-        let (url, tenant, admin) = (url.clone(), tenant.clone(), admin.clone());
-        async move {
-            let body: Value = https
-                .post(format!("{url}/{tenant}/oauth2/v2.0/token"))
-                .form(&[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", admin["appId"].as_str().expect("appId")),
-                    ("client_secret", admin["password"].as_str().expect("password")),
-                    ("scope", scope),
-                ])
-                .send()
-                .await
-                .expect("token")
-                .json()
-                .await
-                .expect("token json");
-            body["access_token"].as_str().expect("access_token").to_owned()
-        }
-    };
-    let arm = token("https://management.azure.com/.default").await;
-    let put = |path: String, body: Value| {
-        let (https, url, arm) = (https.clone(), url.clone(), arm.clone());
-        async move {
-            let response = https
-                .put(format!("{url}{path}?api-version=2024-07-01"))
-                .bearer_auth(arm)
-                .json(&body)
-                .send()
-                .await
-                .expect("put");
-            assert!(response.status().is_success(), "PUT {path}: {}", response.status());
-            response.json::<Value>().await.expect("json")
-        }
-    };
-    let group = format!("/subscriptions/{subscription}/resourceGroups/bench");
-    put(group.clone(), json!({"location": "local"})).await;
-    let vm = put(
-        format!("{group}/providers/Microsoft.Compute/virtualMachines/bench-vm"),
-        json!({"location": "local", "identity": {"type": "SystemAssigned"}}),
-    )
-    .await;
-    let vault = put(
-        format!("{group}/providers/Microsoft.KeyVault/vaults/benchvault"),
-        json!({"location": "local"}),
-    )
-    .await;
-    let admin_oid = {
-        let list: Value = https
-            .get(format!(
-                "{url}/v1.0/servicePrincipals?$filter=displayName%20eq%20%27ambient-admin%27"
-            ))
-            .bearer_auth(token("https://graph.microsoft.com/.default").await)
-            .send()
-            .await
-            .expect("sp")
-            .json()
-            .await
-            .expect("json");
-        list["value"][0]["id"].as_str().expect("admin oid").to_owned()
-    };
-    put(
-        format!("{}/providers/Microsoft.Authorization/roleAssignments/{}", vault["id"].as_str().expect("id"), uuid::Uuid::new_v4()),
-        json!({"properties": {"roleDefinitionId": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7", "principalId": admin_oid}}),
-    )
-    .await;
-    let vault_uri = vault["properties"]["vaultUri"].as_str().expect("vaultUri").to_owned();
-    let vault_token =
-        token(Box::leak(format!("https://vault.localhost:{port}/.default").into_boxed_str())).await;
-    let response = https
-        .put(format!("{vault_uri}secrets/db-password?api-version=7.5"))
-        .bearer_auth(&vault_token)
-        .json(&json!({"value": "s3cr3t"}))
-        .send()
-        .await
-        .expect("set secret");
-    assert!(response.status().is_success(), "set secret: {}", response.status());
-
-    // The VM's metadata listener, once the agent reports it.
-    let endpoint = loop {
-        let answer: Value = https
-            .get(format!(
-                "{url}/hosting/endpoints?resourceId={}",
-                vm["id"].as_str().expect("id").replace('/', "%2F")
-            ))
-            .bearer_auth(&arm)
-            .send()
-            .await
-            .expect("endpoints")
-            .json()
-            .await
-            .expect("json");
-        if let Some(endpoint) = answer["endpoint"].as_str() {
-            break endpoint.to_owned();
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let dev = Dev::start(binary, "0", "data");
+    let scene = dev.scene().await;
+    let https = &dev.https;
+    let (url, endpoint, vault_uri, vault_token) =
+        (&dev.url, &scene.endpoint, &scene.vault_uri, &scene.vault_token);
     let http =
         reqwest::Client::builder().pool_max_idle_per_host(CONNECTIONS).build().expect("client");
     let token_url = format!(
@@ -252,17 +89,17 @@ async fn bench(binary: &str) {
     misses.sort();
     let (healthz, secret) = paired(
         Target {
-            client: &https,
+            client: https,
             url: &format!("{url}/healthz"),
             header: None,
             bearer: None,
             status: 200,
         },
         Target {
-            client: &https,
+            client: https,
             url: &format!("{vault_uri}secrets/db-password?api-version=7.5"),
             header: None,
-            bearer: Some(&vault_token),
+            bearer: Some(vault_token),
             status: 200,
         },
     )

@@ -24,8 +24,8 @@ const REQUESTS_MAX: u64 = 200_000;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some("--baseline") => println!("{}", bare_signing_rate()),
-        Some("--serve") => serve(std::path::Path::new(&args[2])),
+        Some("--baseline") => println!("{}", bare_signing_rate(threads(args.get(2)))),
+        Some("--serve") => serve(std::path::Path::new(&args[2]), threads(args.get(3))),
         Some("--load") => println!(
             "{}",
             load(&args[2], &args[3], &args[4], &args[5], std::path::Path::new(&args[6]))
@@ -34,20 +34,52 @@ fn main() {
     }
 }
 
-/// Runs each part as its own process, pinned with `taskset`: the baseline and the server on
-/// core 0, the load generator on core 1 (when the machine has a second core).
+/// Runs each part as its own process, pinned with `taskset`: on one core, the baseline and the
+/// server on core 0 and the load generator on core 1; then, when the machine has two cores,
+/// everything on both (the load generator then shares the server's cores).
 fn orchestrate() {
-    let me = std::env::current_exe().expect("own path");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let pinned = |core: usize| {
+    let one = measure("0", if cores > 1 { "1" } else { "0" }, 1);
+    println!("bare RS256 signing:        {:8.0} signatures/s (core 0)", one.baseline);
+    println!(
+        "client-credential tokens:  {:8.0} tokens/s (server pinned to core 0, {CONNECTIONS} connections from core 1)",
+        one.rate
+    );
+    println!("ratio:                     {:8.2} (target >= 0.85)", one.rate / one.baseline);
+    println!("ratio per round:           {}", one.rounds.join(", "));
+    if cores < 2 {
+        println!("two cores: not measured (this machine has one)");
+        return;
+    }
+    let two = measure("0,1", "0,1", 2);
+    println!(
+        "two cores: {:8.0} tokens/s ({:.2}x one core; bare signing on two threads {:.0}/s, {:.2}x one), load generator on the same two cores",
+        two.rate,
+        two.rate / one.rate,
+        two.baseline,
+        two.baseline / one.baseline
+    );
+}
+
+/// One configuration's mean rates over [`ROUNDS`] turns of baseline and load.
+struct Measured {
+    baseline: f64,
+    rate: f64,
+    rounds: Vec<String>,
+}
+
+fn measure(server_cores: &str, load_cores: &str, threads: usize) -> Measured {
+    let me = std::env::current_exe().expect("own path");
+    let pinned = |cores: &str| {
         let mut command = std::process::Command::new("taskset");
-        command.arg("-c").arg(core.min(cores - 1).to_string()).arg(&me);
+        command.arg("-c").arg(cores).arg(&me);
         command
     };
     let baseline_rate = || -> f64 {
         read_line(
-            &mut pinned(0)
+            &mut pinned(server_cores)
                 .arg("--baseline")
+                .arg(threads.to_string())
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .expect("taskset"),
@@ -55,10 +87,11 @@ fn orchestrate() {
         .parse()
         .expect("baseline rate")
     };
-    let dir = std::env::temp_dir().join(format!("ambient-bench-{}", std::process::id()));
-    let mut server = pinned(0)
+    let dir = std::env::temp_dir().join(format!("ambient-bench-{}-{threads}", std::process::id()));
+    let mut server = pinned(server_cores)
         .arg("--serve")
         .arg(&dir)
+        .arg(threads.to_string())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("start server");
@@ -72,7 +105,7 @@ fn orchestrate() {
     let (mut baselines, mut rates) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         baselines.push(baseline_rate());
-        let output = pinned(1)
+        let output = pinned(load_cores)
             .args(["--load", base_url, tenant, app_id, secret])
             .arg(dir.join("ca.pem"))
             .output()
@@ -84,23 +117,16 @@ fn orchestrate() {
         );
         rates.push(String::from_utf8_lossy(&output.stdout).trim().parse::<f64>().expect("rate"));
     }
-    let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len() as f64;
-    let (baseline, rate) = (mean(&baselines), mean(&rates));
     let _ = server.kill();
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&dir);
-
-    println!("bare RS256 signing:        {baseline:8.0} signatures/s (core 0)");
-    println!(
-        "client-credential tokens:  {rate:8.0} tokens/s (server pinned to core 0, {CONNECTIONS} connections from core 1)"
-    );
-    println!("ratio:                     {:8.2} (target >= 0.85)", rate / baseline);
-    let rounds: Vec<String> = baselines
+    let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len() as f64;
+    let rounds = baselines
         .iter()
         .zip(&rates)
         .map(|(baseline, rate)| format!("{:.2}", rate / baseline))
         .collect();
-    println!("ratio per round:           {}", rounds.join(", "));
+    Measured { baseline: mean(&baselines), rate: mean(&rates), rounds }
 }
 
 fn read_line(child: &mut std::process::Child) -> String {
@@ -111,10 +137,19 @@ fn read_line(child: &mut std::process::Child) -> String {
     line.trim().to_owned()
 }
 
-/// The server on a single-threaded runtime; prints `URL TENANT ADMIN_APP_ID` when ready.
-fn serve(dir: &std::path::Path) {
-    let runtime =
-        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+fn threads(arg: Option<&String>) -> usize {
+    arg.and_then(|text| text.parse().ok()).unwrap_or(1)
+}
+
+/// The server on a runtime of `threads` threads (the caller's own thread when 1); prints
+/// `URL TENANT ADMIN_APP_ID` when ready.
+fn serve(dir: &std::path::Path, threads: usize) {
+    let runtime = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()
+    }
+    .expect("runtime");
     runtime.block_on(async move {
         let settings = server::Settings {
             data_dir: Some(dir.to_owned()),
@@ -189,14 +224,22 @@ fn load(
     })
 }
 
-fn bare_signing_rate() -> f64 {
-    let key = crypto::jws::RsaSigningKey::generate_2048().expect("key");
-    let message = [7u8; 400];
-    let started = Instant::now();
-    let mut count = 0u64;
-    while started.elapsed() < BASELINE_TIME {
-        std::hint::black_box(key.sign_rs256(&message).expect("sign"));
-        count += 1;
-    }
-    count as f64 / started.elapsed().as_secs_f64()
+/// Signatures per second of `threads` threads signing in a loop, each with its own key.
+fn bare_signing_rate(threads: usize) -> f64 {
+    let rates: Vec<std::thread::JoinHandle<f64>> = (0..threads)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let key = crypto::jws::RsaSigningKey::generate_2048().expect("key");
+                let message = [7u8; 400];
+                let begun = Instant::now();
+                let mut count = 0u64;
+                while begun.elapsed() < BASELINE_TIME {
+                    std::hint::black_box(key.sign_rs256(&message).expect("sign"));
+                    count += 1;
+                }
+                count as f64 / begun.elapsed().as_secs_f64()
+            })
+        })
+        .collect();
+    rates.into_iter().map(|handle| handle.join().expect("signer")).sum()
 }

@@ -155,7 +155,7 @@ pub async fn dispatch(
             .map(|(key, value)| (key.into_owned(), value.into_owned()))
             .collect();
     let result = async {
-        let caller = authenticate(&state, &parts.headers, &management_audiences(&state))?;
+        let caller = authenticate(&state, &parts.headers, management_audiences(&state))?;
         let api_version = query.iter().find(|(key, _)| key.eq_ignore_ascii_case("api-version"));
         match api_version {
             None => {

@@ -40,7 +40,7 @@ pub(crate) async fn caller(
     headers: &HeaderMap,
     action: &str,
 ) -> Result<Caller, ApiError> {
-    let caller = authenticate(state, headers, &graph_audiences(state))?;
+    let caller = authenticate(state, headers, graph_audiences(state))?;
     authorize(state, &caller, action, ActionKind::Control, &ResourceId::root()).await?;
     Ok(caller)
 }

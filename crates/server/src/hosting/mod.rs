@@ -57,7 +57,7 @@ pub(crate) async fn admin(
     headers: &HeaderMap,
     action: &str,
 ) -> Result<(), ApiError> {
-    let caller = authenticate(state, headers, &management_audiences(state))?;
+    let caller = authenticate(state, headers, management_audiences(state))?;
     authorize(state, &caller, action, ActionKind::Control, &ResourceId::root()).await
 }
 
@@ -228,7 +228,7 @@ pub async fn resource_endpoints(
     headers: HeaderMap,
     Query(query): Query<EndpointsQuery>,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state, &headers, &management_audiences(&state))?;
+    let caller = authenticate(&state, &headers, management_audiences(&state))?;
     let id = ResourceId::parse(&query.resource_id)
         .map_err(|error| ApiError::bad_request("InvalidResourceId", error.to_string()))?;
     let kind = id
