@@ -2,8 +2,10 @@
 //! it matches a resource's workload selectors (`api_types::hosting::WorkloadSelectors`,
 //! docs/flavours.md, "Workload attestation").
 //!
-//! On Linux the connection's 4-tuple is looked up in `/proc/net/tcp` (then `/proc/net/tcp6`):
-//! the client's socket gives its owner's uid and its inode. Only when the selectors need more
+//! On Linux the connection's 4-tuple is looked up with `NETLINK_SOCK_DIAG` (as `ss` does: one
+//! exact look-up in the kernel's socket table, whatever the number of sockets), falling back to
+//! `/proc/net/tcp` and `/proc/net/tcp6` where sock_diag is unavailable: the client's socket
+//! gives its owner's uid and its inode. Only when the selectors need more
 //! than the uid (group, executable, its digest, systemd unit, cgroup, container id) does the
 //! agent scan `/proc/*/fd` for the processes holding `socket:[INODE]` and read their
 //! `status`, `exe` and `cgroup`; every process holding the socket must match.
@@ -247,9 +249,21 @@ fn id_of(text: &str, lookup: impl Fn(&str) -> Option<u32>) -> Option<u32> {
     }
 }
 
-/// The client socket of the connection from `peer` to `local` in `/proc/net/tcp`, else
-/// `/proc/net/tcp6` (where a dual-stack client's IPv4 connection appears mapped).
+/// The client socket of the connection from `peer` to `local`: asked of sock_diag when the
+/// local address is known, else (or when sock_diag cannot answer) found in `/proc/net/tcp`,
+/// then `/proc/net/tcp6` (where a dual-stack client's IPv4 connection appears mapped).
 fn find_socket(peer: SocketAddr, local: Option<SocketAddr>) -> Result<SocketOwner, String> {
+    if let Some(local) = local.filter(|local| !local.ip().is_unspecified()) {
+        match sock_diag(peer, local) {
+            Ok(Some(owner)) => return Ok(owner),
+            Ok(None) => {
+                return Err(format!(
+                    "the connection from {peer} is not a local TCP connection of this host"
+                ));
+            }
+            Err(error) => tracing::debug!(%error, "sock_diag unavailable; reading /proc/net/tcp"),
+        }
+    }
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let Ok(text) = std::fs::read_to_string(table) else { continue };
         if let Some(owner) = parse_tcp_table(&text, peer, local) {
@@ -310,6 +324,109 @@ pub(crate) fn parse_socket_address(text: &str) -> Option<SocketAddr> {
         _ => return None,
     };
     Some(normalized(SocketAddr::new(ip, port)))
+}
+
+/// `AF_NETLINK`, `NETLINK_SOCK_DIAG` and `SOCK_DIAG_BY_FAMILY` (linux/netlink.h,
+/// linux/sock_diag.h).
+const AF_NETLINK: i32 = 16;
+const NETLINK_SOCK_DIAG: i32 = 4;
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// `NLM_F_REQUEST`, and `NLMSG_ERROR` (linux/netlink.h).
+const NLM_F_REQUEST: u16 = 1;
+const NLMSG_ERROR: u16 = 2;
+/// Address families and TCP (linux/socket.h, linux/in.h).
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+const IPPROTO_TCP: u8 = 6;
+/// `ENOENT`: sock_diag has no such socket.
+const ENOENT: i32 = 2;
+/// `struct nlmsghdr` and `struct inet_diag_req_v2` (linux/inet_diag.h).
+const NLMSG_HEADER_BYTES: usize = 16;
+const DIAG_REQUEST_BYTES: usize = NLMSG_HEADER_BYTES + 56;
+/// Where `idiag_uid` and `idiag_inode` sit in a `struct inet_diag_msg` answer, after the header.
+const DIAG_UID_AT: usize = NLMSG_HEADER_BYTES + 64;
+const DIAG_INODE_AT: usize = NLMSG_HEADER_BYTES + 68;
+/// How long the kernel may take to answer (it answers at once).
+const DIAG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Asks the kernel for the socket whose local address is `peer` and remote address `local`
+/// (the client's end of the connection): `Ok(None)` when there is none.
+fn sock_diag(peer: SocketAddr, local: SocketAddr) -> std::io::Result<Option<SocketOwner>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::io::Read as _;
+    let socket = Socket::new(
+        Domain::from(AF_NETLINK),
+        Type::DGRAM,
+        Some(Protocol::from(NETLINK_SOCK_DIAG)),
+    )?;
+    socket.set_read_timeout(Some(DIAG_TIMEOUT))?;
+    let request = diag_request(peer, local).ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "mixed address families")
+    })?;
+    socket.send(&request)?;
+    let mut answer = [0u8; 512];
+    let read = (&socket).read(&mut answer)?;
+    parse_diag_answer(&answer[..read])
+}
+
+/// The `SOCK_DIAG_BY_FAMILY` request (an exact look-up, not a dump) for the TCP socket whose
+/// source is `peer` and destination `local`; `None` when the families differ.
+pub(crate) fn diag_request(peer: SocketAddr, local: SocketAddr) -> Option<Vec<u8>> {
+    let (peer, local) = (normalized(peer), normalized(local));
+    let (family, source, destination) = match (peer.ip(), local.ip()) {
+        (IpAddr::V4(source), IpAddr::V4(destination)) => {
+            let mut padded = ([0u8; 16], [0u8; 16]);
+            padded.0[..4].copy_from_slice(&source.octets());
+            padded.1[..4].copy_from_slice(&destination.octets());
+            (AF_INET, padded.0, padded.1)
+        }
+        (IpAddr::V6(source), IpAddr::V6(destination)) => {
+            (AF_INET6, source.octets(), destination.octets())
+        }
+        _ => return None,
+    };
+    let mut request = Vec::with_capacity(DIAG_REQUEST_BYTES);
+    // struct nlmsghdr, in the host's byte order.
+    request.extend_from_slice(&(DIAG_REQUEST_BYTES as u32).to_ne_bytes());
+    request.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    request.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
+    request.extend_from_slice(&1u32.to_ne_bytes()); // nlmsg_seq
+    request.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_pid
+    // struct inet_diag_req_v2: family, protocol, extensions, pad, states (every state).
+    request.extend_from_slice(&[family, IPPROTO_TCP, 0, 0]);
+    request.extend_from_slice(&u32::MAX.to_ne_bytes());
+    // struct inet_diag_sockid: ports and addresses in network order, no interface, no cookie.
+    request.extend_from_slice(&peer.port().to_be_bytes());
+    request.extend_from_slice(&local.port().to_be_bytes());
+    request.extend_from_slice(&source);
+    request.extend_from_slice(&destination);
+    request.extend_from_slice(&0u32.to_ne_bytes());
+    request.extend_from_slice(&u32::MAX.to_ne_bytes());
+    request.extend_from_slice(&u32::MAX.to_ne_bytes());
+    debug_assert_eq!(request.len(), DIAG_REQUEST_BYTES);
+    Some(request)
+}
+
+/// The owner in a sock_diag answer: an `inet_diag_msg`, or `NLMSG_ERROR` with `ENOENT` (no
+/// such socket, `None`) or another error.
+pub(crate) fn parse_diag_answer(answer: &[u8]) -> std::io::Result<Option<SocketOwner>> {
+    let read_u32 = |at: usize| -> Option<u32> {
+        Some(u32::from_ne_bytes(answer.get(at..at + 4)?.try_into().ok()?))
+    };
+    let malformed =
+        || std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed sock_diag answer");
+    let kind = answer.get(4..6).ok_or_else(malformed)?;
+    if u16::from_ne_bytes([kind[0], kind[1]]) == NLMSG_ERROR {
+        let code = read_u32(NLMSG_HEADER_BYTES).ok_or_else(malformed)? as i32;
+        return if code == -ENOENT {
+            Ok(None)
+        } else {
+            Err(std::io::Error::from_raw_os_error(-code))
+        };
+    }
+    let uid = read_u32(DIAG_UID_AT).ok_or_else(malformed)?;
+    let inode = read_u32(DIAG_INODE_AT).ok_or_else(malformed)?;
+    Ok(Some(SocketOwner { uid, inode: u64::from(inode) }))
 }
 
 /// IPv4-mapped IPv6 addresses as IPv4, so both tables compare alike.

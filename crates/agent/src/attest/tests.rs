@@ -113,6 +113,59 @@ fn ipv6_and_mapped_ipv4_entries_are_found() {
 }
 
 #[test]
+fn sock_diag_requests_name_the_client_socket_exactly() {
+    let hex = |bytes: &[u8]| bytes.iter().map(|byte| format!("{byte:02x}")).collect::<String>();
+    let peer: SocketAddr = "127.0.0.1:45678".parse().unwrap();
+    let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+    let request = diag_request(peer, local).unwrap();
+    assert_eq!(request.len(), 72);
+    // After the 16-byte header: AF_INET, TCP, every state, then ports and addresses in network
+    // order (source first), no interface and no cookie.
+    expect!["02060000ffffffffb26e1f907f0000010000000000000000000000007f00000100000000000000000000000000000000ffffffffffffffff"]
+        .assert_eq(&hex(&request[16..]));
+    assert_eq!(&request[0..4], &72u32.to_ne_bytes());
+    assert_eq!(&request[4..6], &20u16.to_ne_bytes());
+    assert_eq!(&request[6..8], &1u16.to_ne_bytes());
+    let mapped: SocketAddr = "[::ffff:127.0.0.1]:45678".parse().unwrap();
+    assert_eq!(diag_request(mapped, local), Some(request));
+    let v6 = diag_request("[::1]:40000".parse().unwrap(), "[::1]:8080".parse().unwrap()).unwrap();
+    assert_eq!(v6[16], 10);
+    assert_eq!(diag_request(peer, "[::1]:8080".parse().unwrap()), None);
+}
+
+#[test]
+fn sock_diag_answers_give_the_owner_or_nothing() {
+    let mut message = vec![0u8; 88];
+    message[0..4].copy_from_slice(&88u32.to_ne_bytes());
+    message[4..6].copy_from_slice(&20u16.to_ne_bytes());
+    message[80..84].copy_from_slice(&1001u32.to_ne_bytes());
+    message[84..88].copy_from_slice(&3000u32.to_ne_bytes());
+    expect![[r#"
+        Ok(
+            Some(
+                SocketOwner {
+                    uid: 1001,
+                    inode: 3000,
+                },
+            ),
+        )
+    "#]]
+    .assert_debug_eq(&parse_diag_answer(&message));
+    let mut error = vec![0u8; 36];
+    error[4..6].copy_from_slice(&2u16.to_ne_bytes());
+    error[16..20].copy_from_slice(&(-2i32).to_ne_bytes());
+    expect![[r#"
+        Ok(
+            None,
+        )
+    "#]]
+    .assert_debug_eq(&parse_diag_answer(&error));
+    error[16..20].copy_from_slice(&(-13i32).to_ne_bytes());
+    assert_eq!(parse_diag_answer(&error).unwrap_err().raw_os_error(), Some(13));
+    assert!(parse_diag_answer(&message[..40]).is_err());
+}
+
+#[test]
 fn status_gives_the_effective_ids_and_groups() {
     let status = "Name:\tpython3\nUmask:\t0022\nState:\tS (sleeping)\nPid:\t4242\nUid:\t1000\t1001\t1001\t1001\nGid:\t100\t101\t101\t101\nFDSize:\t64\nGroups:\t4 27 1500 \n";
     expect![[r#"
@@ -297,6 +350,12 @@ async fn a_loopback_connection_of_this_process_is_attested_as_this_process() {
     assert_eq!(peer, client.local_addr().unwrap());
     let uid = parse_status(&std::fs::read_to_string("/proc/self/status").unwrap()).unwrap().uid;
     let executable = std::fs::read_link("/proc/self/exe").unwrap();
+    // sock_diag and /proc/net/tcp find the same socket.
+    let owner = sock_diag(peer, local).unwrap().expect("sock_diag finds the connection");
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    assert_eq!(parse_tcp_table(&table, peer, Some(local)), Some(owner));
+    let gone: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    assert_eq!(sock_diag(gone, local).unwrap(), None);
     let connection = Connection::new(peer, Some(local));
 
     let mine = WorkloadSelectors {
