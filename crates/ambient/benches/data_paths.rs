@@ -5,6 +5,11 @@
 //!   probe answer (`GET /metadata/identity/oauth2/token` without `Metadata: true`, a small JSON
 //!   400 through the same stack); plus the latency of a cache miss (a new audience each time,
 //!   so the agent asks the server and the server signs);
+//! - workload attestation: cached IMDS token requests on listeners of resources with a `user`
+//!   selector (the socket's owner in `/proc/net/tcp`) and with an `executable` selector (also
+//!   the scan of `/proc/*/fd` for the process holding the socket), against the resource
+//!   without selectors; on keep-alive connections (attested once per connection) and with a
+//!   new connection for every request (attested every time);
 //! - Key Vault `get secret` (token validation, RBAC, decryption) against `GET /healthz` on the
 //!   server's HTTPS listener.
 //!
@@ -25,6 +30,8 @@ const LOAD_TIME: Duration = Duration::from_secs(5);
 const WARMUP: Duration = Duration::from_secs(1);
 const REQUESTS_MAX: u64 = 500_000;
 const MISSES: usize = 200;
+/// Requests of each run with a new connection per request (each leaves a port in TIME_WAIT).
+const FRESH_REQUESTS_MAX: u64 = 10_000;
 
 fn main() {
     if std::env::var_os("AMBIENT_BENCH_PINNED").is_none() {
@@ -151,6 +158,22 @@ async fn bench() {
         json!({"location": "local", "identity": {"type": "SystemAssigned"}}),
     )
     .await;
+    // The same VM with workload selectors matching this process: its user, and its executable.
+    use std::os::unix::fs::MetadataExt as _;
+    let uid = std::fs::metadata("/proc/self").expect("/proc/self").uid();
+    let executable = std::fs::read_link("/proc/self/exe").expect("own executable");
+    let vm_uid = put(
+        format!("{group}/providers/Microsoft.Compute/virtualMachines/bench-vm-uid"),
+        json!({"location": "local", "identity": {"type": "SystemAssigned"},
+               "properties": {"ambient": {"workloadSelectors": {"user": uid.to_string()}}}}),
+    )
+    .await;
+    let vm_exe = put(
+        format!("{group}/providers/Microsoft.Compute/virtualMachines/bench-vm-exe"),
+        json!({"location": "local", "identity": {"type": "SystemAssigned"},
+               "properties": {"ambient": {"workloadSelectors": {"executable": executable.display().to_string()}}}}),
+    )
+    .await;
     let vault = put(
         format!("{group}/providers/Microsoft.KeyVault/vaults/benchvault"),
         json!({"location": "local"}),
@@ -187,25 +210,33 @@ async fn bench() {
         .expect("set secret");
     assert!(response.status().is_success(), "set secret: {}", response.status());
 
-    // The VM's metadata listener, once the agent reports it.
-    let endpoint = loop {
-        let answer: Value = https
-            .get(format!(
-                "{url}/hosting/endpoints?resourceId={}",
-                vm["id"].as_str().expect("id").replace('/', "%2F")
-            ))
-            .bearer_auth(&arm)
-            .send()
-            .await
-            .expect("endpoints")
-            .json()
-            .await
-            .expect("json");
-        if let Some(endpoint) = answer["endpoint"].as_str() {
-            break endpoint.to_owned();
+    // The VMs' metadata listeners, once the agent reports them.
+    let endpoint_of = |resource: Value| {
+        let (https, url, arm) = (https.clone(), url.clone(), arm.clone());
+        async move {
+            loop {
+                let answer: Value = https
+                    .get(format!(
+                        "{url}/hosting/endpoints?resourceId={}",
+                        resource["id"].as_str().expect("id").replace('/', "%2F")
+                    ))
+                    .bearer_auth(&arm)
+                    .send()
+                    .await
+                    .expect("endpoints")
+                    .json()
+                    .await
+                    .expect("json");
+                if let Some(endpoint) = answer["endpoint"].as_str() {
+                    break endpoint.to_owned();
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    let endpoint = endpoint_of(vm).await;
+    let endpoint_uid = endpoint_of(vm_uid).await;
+    let endpoint_exe = endpoint_of(vm_exe).await;
     let http =
         reqwest::Client::builder().pool_max_idle_per_host(CONNECTIONS).build().expect("client");
     let token_url = format!(
@@ -213,8 +244,26 @@ async fn bench() {
     );
     let probe_url = format!("{endpoint}/metadata/identity/oauth2/token");
 
-    let probe = load(&http, &probe_url, None, None, 400).await;
-    let cached = load(&http, &token_url, Some(("Metadata", "true")), None, 200).await;
+    let probe = load(&http, &probe_url, None, None, 400, REQUESTS_MAX).await;
+    let cached = load(&http, &token_url, Some(("Metadata", "true")), None, 200, REQUESTS_MAX).await;
+    let token_url_of =
+        |endpoint: &str| token_url.replacen(endpoint_url_base(&token_url), endpoint, 1);
+    let metadata = Some(("Metadata", "true"));
+    let cached_uid =
+        load(&http, &token_url_of(&endpoint_uid), metadata, None, 200, REQUESTS_MAX).await;
+    let cached_exe =
+        load(&http, &token_url_of(&endpoint_exe), metadata, None, 200, REQUESTS_MAX).await;
+    // A new connection for every request: each one is attested.
+    let fresh = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("client");
+    let fresh_none = load(&fresh, &token_url, metadata, None, 200, FRESH_REQUESTS_MAX).await;
+    let fresh_uid =
+        load(&fresh, &token_url_of(&endpoint_uid), metadata, None, 200, FRESH_REQUESTS_MAX).await;
+    let fresh_exe =
+        load(&fresh, &token_url_of(&endpoint_exe), metadata, None, 200, FRESH_REQUESTS_MAX).await;
+    // The baseline again: runs with new connections slow down as TIME_WAIT sockets pile up.
+    let fresh_none_after = load(&fresh, &token_url, metadata, None, 200, FRESH_REQUESTS_MAX).await;
+    let fresh_none =
+        ((fresh_none.0 + fresh_none_after.0) / 2.0, fresh_none.1.max(fresh_none_after.1));
     let mut misses = Vec::with_capacity(MISSES);
     for index in 0..MISSES {
         let started = Instant::now();
@@ -229,13 +278,14 @@ async fn bench() {
         misses.push(started.elapsed());
     }
     misses.sort();
-    let healthz = load(&https, &format!("{url}/healthz"), None, None, 200).await;
+    let healthz = load(&https, &format!("{url}/healthz"), None, None, 200, REQUESTS_MAX).await;
     let secret = load(
         &https,
         &format!("{vault_uri}secrets/db-password?api-version=7.5"),
         None,
         Some(&vault_token),
         200,
+        REQUESTS_MAX,
     )
     .await;
     drop(dev);
@@ -243,6 +293,30 @@ async fn bench() {
     println!("IMDS probe answer (baseline):   {:8.0} req/s  p99 {:6.2} ms", probe.0, probe.1);
     println!("IMDS cached token:              {:8.0} req/s  p99 {:6.2} ms", cached.0, cached.1);
     println!("  ratio cached / probe:         {:8.2} (target >= 0.6)", cached.0 / probe.0);
+    println!(
+        "IMDS cached token, user selector:   {:8.0} req/s  p99 {:6.2} ms",
+        cached_uid.0, cached_uid.1
+    );
+    println!("  ratio user selector / none:         {:8.2}", cached_uid.0 / cached.0);
+    println!(
+        "IMDS cached token, executable selector: {:8.0} req/s  p99 {:6.2} ms",
+        cached_exe.0, cached_exe.1
+    );
+    println!("  ratio executable selector / none:   {:8.2}", cached_exe.0 / cached.0);
+    println!(
+        "New connection per request, no selectors (mean of a run before and after): {:8.0} req/s  p99 {:6.2} ms",
+        fresh_none.0, fresh_none.1
+    );
+    println!(
+        "New connection per request, user selector: {:8.0} req/s  p99 {:6.2} ms",
+        fresh_uid.0, fresh_uid.1
+    );
+    println!("  ratio user selector / none:         {:8.2}", fresh_uid.0 / fresh_none.0);
+    println!(
+        "New connection per request, executable selector: {:8.0} req/s  p99 {:6.2} ms",
+        fresh_exe.0, fresh_exe.1
+    );
+    println!("  ratio executable selector / none:   {:8.2}", fresh_exe.0 / fresh_none.0);
     println!(
         "IMDS cache miss (agent + server issuance): p50 {:.2} ms, p99 {:.2} ms over {MISSES} requests",
         misses[MISSES / 2].as_secs_f64() * 1000.0,
@@ -256,13 +330,21 @@ async fn bench() {
     println!("  ratio get secret / healthz:       {:8.2} (target >= 0.5)", secret.0 / healthz.0);
 }
 
-/// Requests per second and p99 latency (ms) of `url` with `CONNECTIONS` in flight.
+/// `http://IP:PORT` of a listener's URL.
+fn endpoint_url_base(url: &str) -> &str {
+    let path = url["http://".len()..].find('/').expect("a path") + "http://".len();
+    &url[..path]
+}
+
+/// Requests per second and p99 latency (ms) of `url` with `CONNECTIONS` in flight, at most
+/// `requests_max` counted.
 async fn load(
     client: &reqwest::Client,
     url: &str,
     header: Option<(&'static str, &'static str)>,
     bearer: Option<&str>,
     status: u16,
+    requests_max: u64,
 ) -> (f64, f64) {
     let counted = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -273,7 +355,7 @@ async fn load(
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             while started.elapsed() < WARMUP + LOAD_TIME
-                && counted.load(Ordering::Relaxed) < REQUESTS_MAX
+                && counted.load(Ordering::Relaxed) < requests_max
             {
                 let sent = Instant::now();
                 let mut request = client.get(&url);
