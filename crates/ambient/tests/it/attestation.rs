@@ -83,6 +83,27 @@ fn claims(token: &str) -> Value {
     serde_json::from_slice(&bytes).expect("JSON claims")
 }
 
+/// Waits until the sign-in log holds an event for `resource` whose text contains `expected`
+/// (the log is written in the background).
+async fn wait_for_sign_in(ambient: &Ambient, expected: &str, resource: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let log = cli_json(ambient, &["monitor", "sign-in-log", "list"]);
+        let found = log.as_array().unwrap().iter().any(|event| {
+            let text = event.to_string();
+            text.contains(expected) && text.to_lowercase().contains(&resource.to_lowercase())
+        });
+        if found {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no sign-in {expected:?} for {resource}: {log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test]
 async fn two_users_on_one_host_each_get_only_their_own_resources_token() {
     let alice = UnixUser::create("a");
@@ -156,24 +177,40 @@ async fn two_users_on_one_host_each_get_only_their_own_resources_token() {
         .unwrap();
     assert_eq!(response.status(), 403);
 
-    // The refusals are failed sign-ins that say why (the log is written in the background).
+    // The refusals are failed sign-ins that say why.
     let expected = format!(
         "Workload attestation refused the caller: the caller runs as uid {}, not as user {}",
         alice.uid, bob.name
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let log = cli_json(&ambient, &["monitor", "sign-in-log", "list"]);
-        let found = log.as_array().unwrap().iter().any(|event| {
-            let text = event.to_string();
-            text.contains(&expected) && text.to_lowercase().contains(&vm_b.to_lowercase())
-        });
-        if found {
-            break;
+    wait_for_sign_in(&ambient, &expected, vm_b).await;
+
+    // An executable selector needs the process holding the connection (the /proc/*/fd scan):
+    // alice's curl is refused while vm-a asks for another program, and served once it names
+    // curl.
+    let curl = std::fs::canonicalize("/usr/bin/curl").unwrap().display().to_string();
+    let update = |flags: &[&str]| {
+        let mut args = vec!["vm", "update", "-g", "rg", "-n", "vm-a"];
+        args.extend_from_slice(flags);
+        cli_json(&ambient, &args)
+    };
+    let wait_for = |status: u16, user: &UnixUser| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (got, body) = user.curl(&token(&endpoint_a), &["Metadata: true"]);
+            if got == status {
+                return body;
+            }
+            assert!(std::time::Instant::now() < deadline, "never {status}: {got} {body}");
+            std::thread::park_timeout(std::time::Duration::from_millis(200));
         }
-        assert!(std::time::Instant::now() < deadline, "no refusal {expected:?} for vm-b: {log}");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    };
+    update(&["--workload-executable", "/usr/bin/env"]);
+    wait_for(403, &alice);
+    let updated = update(&["--workload-executable", &curl]);
+    assert_eq!(updated["properties"]["ambient"]["workloadSelectors"]["user"], alice.name.as_str());
+    let body = wait_for(200, &alice);
+    assert_eq!(claims(body["access_token"].as_str().unwrap())["xms_mirid"], vm_a);
+    wait_for_sign_in(&ambient, &format!("runs {curl}, not /usr/bin/env"), vm_a).await;
 
     // `ambient run --as` as root starts the command as the selected user, which matches.
     let home = ambient.data_dir.to_str().unwrap();
@@ -194,4 +231,8 @@ async fn two_users_on_one_host_each_get_only_their_own_resources_token() {
     );
     assert_ne!(code, 0);
     assert!(stderr.contains("--isolate cannot be used"), "{stderr}");
+
+    // Without selectors any local process is served again, root included.
+    update(&["--clear-workload-selectors"]);
+    wait_for(200, &bob);
 }
