@@ -24,7 +24,11 @@
 //!
 //! Checks run in this order: the rate limit (every path, the probe included), then
 //! `X-Forwarded-For` and the method, then `Metadata: true` (IMDS) or the identity header
-//! (App Service), then revocation, parameters, identity selection and the token cache.
+//! (App Service), then revocation, parameters, workload attestation (`attest`: when the
+//! resource has workload selectors, the process at the other end of the connection must match
+//! them, else 403 and a refused sign-in reported to the server), identity selection and the
+//! token cache. The instance metadata paths and `/metadata/identity/info` need a well-formed
+//! `api-version` too, as IMDS does (400 `Bad request. api-version was not specified...`).
 //! Every refusal logs one line, without tokens or header values.
 
 use std::collections::{BTreeMap, HashMap};
@@ -45,6 +49,7 @@ use axum::routing::any;
 use axum::{Extension, Json, Router};
 use serde_json::json;
 
+use crate::attest::{Attested, Connection};
 use crate::cache::{CacheKey, FetchError};
 use crate::faults::{FaultLayer, Injected};
 use crate::refusal::{Refusal, Shape};
@@ -161,7 +166,7 @@ const APP_SERVICE_LEGACY_SELECTORS: &[SelectorParameter] = &[("clientid", Select
 
 async fn rate_limit(
     State(endpoint): State<Endpoint>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -174,77 +179,84 @@ async fn rate_limit(
         }
         Err(retry_after) => {
             let refusal = Refusal::RateLimited { retry_after_secs: retry_after.0 };
-            endpoint.refuse(request.uri().path(), peer, Shape::Imds, &refusal)
+            endpoint.refuse(request.uri().path(), connection.peer, Shape::Imds, &refusal)
         }
     }
 }
 
 async fn imds_token(
     State(endpoint): State<Endpoint>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    headers: HeaderMap,
-    faults: Faults,
-    params: Params,
-) -> Response {
-    let result = endpoint.imds_token(peer, &method, &headers, params, &injected(faults)).await;
-    endpoint.answer("/metadata/identity/oauth2/token", peer, Shape::Imds, result)
-}
-
-async fn arc_token(
-    State(endpoint): State<Endpoint>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    headers: HeaderMap,
-    faults: Faults,
-    params: Params,
-) -> Response {
-    let result = endpoint.arc_token(peer, &method, &headers, params, &injected(faults)).await;
-    endpoint.answer("/arc/metadata/identity/oauth2/token", peer, Shape::Imds, result)
-}
-
-async fn service_fabric_token(
-    State(endpoint): State<Endpoint>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
     method: Method,
     headers: HeaderMap,
     faults: Faults,
     params: Params,
 ) -> Response {
     let result =
-        endpoint.service_fabric_token(peer, &method, &headers, params, &injected(faults)).await;
-    endpoint.answer("/servicefabric/token", peer, Shape::AppService, result)
+        endpoint.imds_token(&connection, &method, &headers, params, &injected(faults)).await;
+    endpoint.answer("/metadata/identity/oauth2/token", connection.peer, Shape::Imds, result)
+}
+
+async fn arc_token(
+    State(endpoint): State<Endpoint>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
+    method: Method,
+    headers: HeaderMap,
+    faults: Faults,
+    params: Params,
+) -> Response {
+    let result =
+        endpoint.arc_token(&connection, &method, &headers, params, &injected(faults)).await;
+    endpoint.answer("/arc/metadata/identity/oauth2/token", connection.peer, Shape::Imds, result)
+}
+
+async fn service_fabric_token(
+    State(endpoint): State<Endpoint>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
+    method: Method,
+    headers: HeaderMap,
+    faults: Faults,
+    params: Params,
+) -> Response {
+    let result = endpoint
+        .service_fabric_token(&connection, &method, &headers, params, &injected(faults))
+        .await;
+    endpoint.answer("/servicefabric/token", connection.peer, Shape::AppService, result)
 }
 
 async fn cloud_shell_token(
     State(endpoint): State<Endpoint>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
     method: Method,
     headers: HeaderMap,
     faults: Faults,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
-    let result = endpoint.cloud_shell_token(peer, &method, &headers, form, &injected(faults)).await;
-    endpoint.answer("/cloudshell/token", peer, Shape::Imds, result)
+    let result =
+        endpoint.cloud_shell_token(&connection, &method, &headers, form, &injected(faults)).await;
+    endpoint.answer("/cloudshell/token", connection.peer, Shape::Imds, result)
 }
 
 async fn identity_info(
     State(endpoint): State<Endpoint>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
     method: Method,
     headers: HeaderMap,
+    params: Params,
 ) -> Response {
-    let result = endpoint.identity_info(peer, &method, &headers).await;
-    endpoint.answer("/metadata/identity/info", peer, Shape::Imds, result)
+    let result = endpoint.identity_info(&connection, &method, &headers, params).await;
+    endpoint.answer("/metadata/identity/info", connection.peer, Shape::Imds, result)
 }
 
 async fn instance(
     State(endpoint): State<Endpoint>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
     method: Method,
     headers: HeaderMap,
+    params: Params,
 ) -> Response {
-    let result = endpoint.instance_resource(&method, &headers).map(|resource| {
+    let result = endpoint.instance_resource(&connection, &method, &headers, params).await;
+    let result = result.map(|resource| {
         Json(json!({
             "compute": {
                 "name": resource.name,
@@ -262,47 +274,49 @@ async fn instance(
         }))
         .into_response()
     });
-    endpoint.answer("/metadata/instance", peer, Shape::Imds, result)
+    endpoint.answer("/metadata/instance", connection.peer, Shape::Instance, result)
 }
 
 async fn location(
     State(endpoint): State<Endpoint>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
     method: Method,
     headers: HeaderMap,
+    params: Params,
 ) -> Response {
-    let result = endpoint.instance_resource(&method, &headers).map(|resource| {
+    let result = endpoint.instance_resource(&connection, &method, &headers, params).await;
+    let result = result.map(|resource| {
         ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], resource.location.clone())
             .into_response()
     });
-    endpoint.answer("/metadata/instance/compute/location", peer, Shape::Imds, result)
+    endpoint.answer("/metadata/instance/compute/location", connection.peer, Shape::Instance, result)
 }
 
 async fn app_service_token(
     State(endpoint): State<Endpoint>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
     method: Method,
     headers: HeaderMap,
     faults: Faults,
     params: Params,
 ) -> Response {
     let result =
-        endpoint.app_service_token(peer, &method, &headers, params, &injected(faults)).await;
-    endpoint.answer("/msi/token", peer, Shape::AppService, result)
+        endpoint.app_service_token(&connection, &method, &headers, params, &injected(faults)).await;
+    endpoint.answer("/msi/token", connection.peer, Shape::AppService, result)
 }
 
 async fn not_found(
     State(endpoint): State<Endpoint>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(connection): ConnectInfo<Connection>,
     request: Request,
 ) -> Response {
-    endpoint.refuse(request.uri().path(), peer, Shape::Imds, &Refusal::NotFound)
+    endpoint.refuse(request.uri().path(), connection.peer, Shape::Imds, &Refusal::NotFound)
 }
 
 impl Endpoint {
     async fn imds_token(
         &self,
-        peer: SocketAddr,
+        connection: &Connection,
         method: &Method,
         headers: &HeaderMap,
         params: Params,
@@ -314,7 +328,8 @@ impl Endpoint {
         self.check_not_revoked()?;
         let params = parse(params)?;
         check_imds_api_version(required(&params, "api-version")?)?;
-        self.imds_shaped_token(&resource, &params, "imds", peer, injected).await
+        self.attest(&resource, connection, "imds", audience_of(&params)).await?;
+        self.imds_shaped_token(&resource, &params, "imds", connection.peer, injected).await
     }
 
     /// A token for `params` (`resource` and an IMDS selector) in IMDS's shape: every value a
@@ -367,7 +382,7 @@ impl Endpoint {
     /// Azure Arc: the challenge, then the token for the key it named.
     async fn arc_token(
         &self,
-        peer: SocketAddr,
+        connection: &Connection,
         method: &Method,
         headers: &HeaderMap,
         params: Params,
@@ -379,7 +394,9 @@ impl Endpoint {
         self.check_not_revoked()?;
         let params = parse(params)?;
         required(&params, "api-version")?;
-        required(&params, "resource")?;
+        let audience = required(&params, "resource")?;
+        self.attest(&resource, connection, "arc", audience).await?;
+        let peer = connection.peer;
         let Some(authorization) = headers.get(header::AUTHORIZATION) else {
             let path = self.arc_challenge()?;
             tracing::info!(scope = self.scope_label(), client = %peer.ip(), key_file = %path.display(), "arc challenge");
@@ -458,7 +475,7 @@ impl Endpoint {
     /// resource's default one (Service Fabric binds identities in the cluster, not per call).
     async fn service_fabric_token(
         &self,
-        peer: SocketAddr,
+        connection: &Connection,
         method: &Method,
         headers: &HeaderMap,
         params: Params,
@@ -481,6 +498,8 @@ impl Endpoint {
             return Err(Refusal::BadQuery);
         }
         let audience = required(&params, "resource")?;
+        self.attest(&resource, connection, "serviceFabric", audience).await?;
+        let peer = connection.peer;
         let selector = Selector::Default;
         let identity = resource.select(&selector).ok_or(Refusal::IdentityNotFound)?;
         let token = self
@@ -498,7 +517,7 @@ impl Endpoint {
     /// Cloud Shell: a POST with `Metadata: true` and the parameters in a form body.
     async fn cloud_shell_token(
         &self,
-        peer: SocketAddr,
+        connection: &Connection,
         method: &Method,
         headers: &HeaderMap,
         form: Result<Form<HashMap<String, String>>, FormRejection>,
@@ -514,38 +533,47 @@ impl Endpoint {
         let resource = self.resource()?;
         self.check_not_revoked()?;
         let Form(params) = form.map_err(|_| Refusal::BadQuery)?;
-        self.imds_shaped_token(&resource, &params, "cloudShell", peer, injected).await
+        self.attest(&resource, connection, "cloudShell", audience_of(&params)).await?;
+        self.imds_shaped_token(&resource, &params, "cloudShell", connection.peer, injected).await
     }
 
     async fn identity_info(
         &self,
-        peer: SocketAddr,
+        connection: &Connection,
         method: &Method,
         headers: &HeaderMap,
+        params: Params,
     ) -> Result<Response, Refusal> {
         check_request(method, headers)?;
         check_metadata_header(headers)?;
-        let _ = peer;
-        self.resource()?;
+        check_instance_api_version(&parse(params)?)?;
+        let resource = self.resource()?;
+        self.attest(&resource, connection, "imds", "").await?;
         self.check_not_revoked()?;
         // The tenant comes with the assignments: no token is signed to answer this.
         let tenant_id = self.shared.tenant().ok_or(Refusal::TokenUnavailable)?;
         Ok(Json(json!({ "tenantId": tenant_id })).into_response())
     }
 
-    fn instance_resource(
+    /// The resource for the instance metadata paths, which need `api-version` too.
+    async fn instance_resource(
         &self,
+        connection: &Connection,
         method: &Method,
         headers: &HeaderMap,
+        params: Params,
     ) -> Result<Arc<HostedResource>, Refusal> {
         check_request(method, headers)?;
         check_metadata_header(headers)?;
-        self.resource()
+        check_instance_api_version(&parse(params)?)?;
+        let resource = self.resource()?;
+        self.attest(&resource, connection, "imds", "").await?;
+        Ok(resource)
     }
 
     async fn app_service_token(
         &self,
-        peer: SocketAddr,
+        connection: &Connection,
         method: &Method,
         headers: &HeaderMap,
         params: Params,
@@ -572,10 +600,12 @@ impl Endpoint {
         }
         self.check_not_revoked()?;
         let audience = required(&params, "resource")?;
+        let kind = if legacy { "appService2017" } else { "appService" };
+        self.attest(&resource, connection, kind, audience).await?;
+        let peer = connection.peer;
         let table = if legacy { APP_SERVICE_LEGACY_SELECTORS } else { APP_SERVICE_SELECTORS };
         let (selector, _) = selector(&params, table)?;
         let identity = resource.select(&selector).ok_or(Refusal::IdentityNotFound)?;
-        let kind = if legacy { "appService2017" } else { "appService" };
         let token =
             self.token(&resource, identity, &selector, audience, kind, peer, injected).await?;
 
@@ -647,6 +677,49 @@ impl Endpoint {
             Err(FetchError::Refused { .. }) => Err(Refusal::IdentityNotFound),
             Err(FetchError::Unavailable) => Err(Refusal::TokenUnavailable),
         }
+    }
+
+    /// Refuses the request unless the process at the other end of `connection` matches the
+    /// resource's workload selectors (any process when it has none). A refusal is logged
+    /// and, once per connection, reported to the server, which records a failed sign-in.
+    async fn attest(
+        &self,
+        resource: &HostedResource,
+        connection: &Connection,
+        endpoint_kind: &str,
+        audience: &str,
+    ) -> Result<(), Refusal> {
+        let Some(selectors) = resource.workload_selectors.as_ref().filter(|s| !s.is_empty()) else {
+            return Ok(());
+        };
+        let (reason, fresh) = match connection.attest(selectors).await {
+            Attested::Matches => return Ok(()),
+            Attested::Refused { reason, fresh } => (reason, fresh),
+        };
+        if fresh {
+            tracing::warn!(resource = %resource.resource_key, client = %connection.peer, %reason, "workload attestation refused the caller");
+            let request = TokenRequest {
+                resource_id: resource.resource_key.clone(),
+                audience: audience.to_owned(),
+                client_id: None,
+                object_id: None,
+                identity_resource_id: None,
+                endpoint: endpoint_kind.to_owned(),
+                client_ip: Some(connection.peer.ip().to_string()),
+                lifetime_secs: None,
+                refused: Some(reason),
+            };
+            let shared = self.shared.clone();
+            // The caller's answer does not wait for the report.
+            tokio::spawn(async move {
+                if let Err(error) = shared.api.token(&request).await
+                    && !matches!(error, CallError::Refused { .. })
+                {
+                    tracing::debug!(%error, "reporting a refused workload failed");
+                }
+            });
+        }
+        Err(Refusal::WorkloadNotAttested)
     }
 
     /// The resource this listener serves.
@@ -742,6 +815,20 @@ fn check_imds_api_version(version: &str) -> Result<(), Refusal> {
             && suffix.starts_with('-')
             && suffix[1..].chars().all(|c| c.is_ascii_alphanumeric()));
     if date && suffix_ok { Ok(()) } else { Err(Refusal::InvalidApiVersion) }
+}
+
+/// The instance metadata paths (and `/metadata/identity/info`) need an `api-version` too;
+/// every well-formed one is accepted, as on the token path.
+fn check_instance_api_version(params: &HashMap<String, String>) -> Result<(), Refusal> {
+    match params.get("api-version").filter(|version| !version.is_empty()) {
+        None => Err(Refusal::MissingApiVersion),
+        Some(version) => check_imds_api_version(version),
+    }
+}
+
+/// The `resource` parameter, or nothing, for reporting a refused workload.
+fn audience_of(params: &HashMap<String, String>) -> &str {
+    params.get("resource").map_or("", String::as_str)
 }
 
 fn check_metadata_header(headers: &HeaderMap) -> Result<(), Refusal> {

@@ -29,6 +29,8 @@
 //!   metadata, App Service token), with their exact wire shapes and refusals (`refusal`).
 //! - `tls`: HTTPS on the same listeners for Service Fabric's protocol, with the certificate
 //!   whose thumbprint is reported to the server.
+//! - `attest`: workload attestation, which process is at the other end of a connection
+//!   (`/proc`) and whether it matches the resource's workload selectors.
 //! - `faults`: the faults injected on the endpoints, applied before anything else.
 //! - `cache`, `rate_limit`: the single-flight token cache and the per-resource token bucket.
 //!   Identity selection is `api_types::hosting::HostedResource::select`, the same function the
@@ -39,6 +41,7 @@
 
 pub mod command;
 
+mod attest;
 mod cache;
 mod credentials;
 mod endpoint;

@@ -1,6 +1,8 @@
 //! Every way the metadata endpoint refuses a request, with its status and its body in the two
 //! wire shapes: IMDS (`{"error","error_description"}`, protocols/01-imds.md §4) and App Service
-//! (`{"statusCode","message"}`, protocols/02-hosted-endpoints.md §2).
+//! (`{"statusCode","message"}`, protocols/02-hosted-endpoints.md §2); the instance metadata
+//! paths answer a missing or malformed `api-version` as IMDS does there, with the text in
+//! `error` and the newest versions beside it.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -12,7 +14,13 @@ use serde_json::json;
 pub(crate) enum Shape {
     Imds,
     AppService,
+    /// `/metadata/instance`: `{"error": TEXT, "newest-versions": [...]}` for a missing or
+    /// malformed `api-version`, IMDS's shape otherwise.
+    Instance,
 }
+
+/// The versions IMDS names when a request has none (Azure's documented answer).
+const NEWEST_VERSIONS: [&str; 3] = ["2020-10-01", "2020-09-01", "2020-07-15"];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Refusal {
@@ -21,6 +29,8 @@ pub(crate) enum Refusal {
     ForwardedFor,
     /// The `api-version` is not one this protocol has.
     InvalidApiVersion,
+    /// The instance metadata paths: no `api-version`.
+    MissingApiVersion,
     /// Anything but `GET`.
     MethodNotAllowed,
     /// `Metadata: true` missing (also the answer to the bare availability probe).
@@ -55,6 +65,9 @@ pub(crate) enum Refusal {
     WrongArcKey,
     /// Azure Arc: the agent cannot write key files (not root).
     ArcUnavailable,
+    /// The calling process does not match the resource's workload selectors (the reason goes
+    /// to the log and the sign-in log, not to the caller).
+    WorkloadNotAttested,
 }
 
 impl Refusal {
@@ -63,7 +76,9 @@ impl Refusal {
             Refusal::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Refusal::WrongIdentityHeader | Refusal::WrongArcKey => StatusCode::UNAUTHORIZED,
             Refusal::ArcUnavailable => StatusCode::INTERNAL_SERVER_ERROR,
-            Refusal::HostRevoked | Refusal::Forbidden => StatusCode::FORBIDDEN,
+            Refusal::HostRevoked | Refusal::Forbidden | Refusal::WorkloadNotAttested => {
+                StatusCode::FORBIDDEN
+            }
             Refusal::TokenUnavailable => StatusCode::INTERNAL_SERVER_ERROR,
             Refusal::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Refusal::NotFound => StatusCode::NOT_FOUND,
@@ -74,14 +89,16 @@ impl Refusal {
     /// The IMDS `error` code.
     pub(crate) fn code(&self) -> &'static str {
         match self {
-            Refusal::ForwardedFor | Refusal::InvalidApiVersion => "bad_request",
+            Refusal::ForwardedFor | Refusal::InvalidApiVersion | Refusal::MissingApiVersion => {
+                "bad_request"
+            }
             Refusal::MethodNotAllowed => "method_not_allowed",
             Refusal::MissingMetadataHeader => "bad_request_102",
             Refusal::WrongIdentityHeader
             | Refusal::MissingIdentityHeader
             | Refusal::WrongArcKey => "unauthorized_client",
             Refusal::ArcUnavailable => "unknown",
-            Refusal::HostRevoked | Refusal::Forbidden => "forbidden",
+            Refusal::HostRevoked | Refusal::Forbidden | Refusal::WorkloadNotAttested => "forbidden",
             Refusal::TokenUnavailable => "unknown",
             Refusal::RateLimited { .. } => "too_many_requests",
             Refusal::NotFound => "not_found",
@@ -99,6 +116,7 @@ impl Refusal {
             Refusal::InvalidApiVersion => {
                 "Bad request. api-version is invalid or was not specified in the request.".to_owned()
             }
+            Refusal::MissingApiVersion => "Bad request. api-version was not specified in the request. For more information refer to aka.ms/azureimds".to_owned(),
             Refusal::MethodNotAllowed => "only GET is allowed".to_owned(),
             Refusal::MissingMetadataHeader => "Required metadata header not specified".to_owned(),
             Refusal::SeveralResources => {
@@ -122,6 +140,7 @@ impl Refusal {
             Refusal::RateLimited { .. } => "too many requests; retry later".to_owned(),
             Refusal::NotFound => "no such path".to_owned(),
             Refusal::WrongArcKey => "the Authorization key is not valid (each key works once)".to_owned(),
+            Refusal::WorkloadNotAttested => "the calling process does not match this resource's workload selectors".to_owned(),
             Refusal::ArcUnavailable => "Azure Arc needs the agent to run as root: it cannot write key files in /var/opt/azcmagent/tokens".to_owned(),
         }
     }
@@ -131,6 +150,7 @@ impl Refusal {
         match self {
             Refusal::ForwardedFor => "forwarded_for",
             Refusal::InvalidApiVersion => "invalid_api_version",
+            Refusal::MissingApiVersion => "missing_api_version",
             Refusal::MethodNotAllowed => "method_not_allowed",
             Refusal::MissingMetadataHeader => "missing_metadata_header",
             Refusal::SeveralResources => "several_resources",
@@ -148,13 +168,21 @@ impl Refusal {
             Refusal::NotFound => "not_found",
             Refusal::WrongArcKey => "wrong_arc_key",
             Refusal::ArcUnavailable => "arc_unavailable",
+            Refusal::WorkloadNotAttested => "workload_not_attested",
         }
     }
 
     pub(crate) fn render(&self, shape: Shape) -> Response {
         let status = self.status();
         let body = match shape {
-            Shape::Imds => json!({ "error": self.code(), "error_description": self.description() }),
+            Shape::Instance
+                if matches!(self, Refusal::MissingApiVersion | Refusal::InvalidApiVersion) =>
+            {
+                json!({ "error": self.description(), "newest-versions": NEWEST_VERSIONS })
+            }
+            Shape::Imds | Shape::Instance => {
+                json!({ "error": self.code(), "error_description": self.description() })
+            }
             Shape::AppService => {
                 json!({ "statusCode": status.as_u16(), "message": self.description() })
             }

@@ -538,6 +538,40 @@ async fn identity_info_and_instance_metadata() {
     assert_eq!(location.status, 200);
     assert_eq!(location.text, "westeurope");
     assert!(location.headers["content-type"].to_str().unwrap().starts_with("text/plain"));
+
+    // Without an api-version (or with a malformed one) these paths answer IMDS's 400; the
+    // instance paths in their own shape, with the newest versions.
+    let metadata = [("Metadata", "true")];
+    let info_url = format!("{}/metadata/identity/info", setup.base);
+    let info = call(Method::GET, &info_url, &metadata).await;
+    info.assert_imds_error(400, "bad_request");
+    assert_eq!(
+        info.json()["error_description"],
+        "Bad request. api-version was not specified in the request. For more information refer to aka.ms/azureimds"
+    );
+    let bad = format!("{}/metadata/identity/info?api-version=latest", setup.base);
+    call(Method::GET, &bad, &metadata).await.assert_imds_error(400, "bad_request");
+    for path in ["/metadata/instance", "/metadata/instance/compute/location?format=text"] {
+        let answer = call(Method::GET, &format!("{}{path}", setup.base), &metadata).await;
+        assert_eq!(answer.status, 400, "{path}: {}", answer.text);
+        assert_eq!(
+            answer.json(),
+            serde_json::json!({
+                "error": "Bad request. api-version was not specified in the request. For more information refer to aka.ms/azureimds",
+                "newest-versions": ["2020-10-01", "2020-09-01", "2020-07-15"],
+            }),
+            "{path}"
+        );
+    }
+    let bad = format!("{}/metadata/instance?api-version=2021-02", setup.base);
+    let answer = call(Method::GET, &bad, &metadata).await;
+    assert_eq!(answer.status, 400, "{}", answer.text);
+    assert!(answer.json()["error"].as_str().unwrap().contains("api-version is invalid"));
+    // Every version the SDKs send is accepted (MSAL's region detection sends 2021-01-01).
+    for version in ["2017-08-01", "2018-02-01", "2021-01-01", "2021-12-13-preview"] {
+        let url = format!("{}/metadata/instance?api-version={version}", setup.base);
+        assert_eq!(call(Method::GET, &url, &metadata).await.status, 200, "{version}");
+    }
 }
 
 // App Service.
@@ -812,7 +846,7 @@ async fn faults_shorten_lifetimes_move_clocks_and_replace_answers() {
     assert_eq!(answer.headers["retry-after"], "2");
     let info = call(
         Method::GET,
-        &format!("{}/metadata/identity/info", setup.base),
+        &format!("{}/metadata/identity/info?api-version=2018-10-01", setup.base),
         &[("Metadata", "true")],
     )
     .await;

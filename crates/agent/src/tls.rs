@@ -89,6 +89,16 @@ pub(crate) enum MaybeTls {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
+impl MaybeTls {
+    /// The local address of the connection.
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            MaybeTls::Plain(stream) => stream.local_addr(),
+            MaybeTls::Tls(stream) => stream.get_ref().0.local_addr(),
+        }
+    }
+}
+
 /// A listener whose connections are sniffed for TLS (see the module documentation); the
 /// accepting task stops when the listener is dropped.
 pub(crate) struct SniffingListener {

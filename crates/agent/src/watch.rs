@@ -207,7 +207,6 @@ impl ResourceListener {
         address: SocketAddr,
         scope: Scope,
     ) -> Result<Self, Error> {
-        use axum::serve::ListenerExt as _;
         let listen_error = |source| Error::Listen { address, source };
         let listener = TcpListener::bind(address).await.map_err(listen_error)?;
         let address = listener.local_addr().map_err(listen_error)?;
@@ -216,9 +215,9 @@ impl ResourceListener {
             Scope::Resource(_) => shared.service_fabric.get().map(|tls| tls.acceptor.clone()),
             Scope::SharedImds => None,
         };
-        let listener = SniffingListener::new(listener, tls).map_err(listen_error)?.tap_io(|_| {});
+        let listener = SniffingListener::new(listener, tls).map_err(listen_error)?;
         let service = endpoint::router(shared.clone(), scope)
-            .into_make_service_with_connect_info::<SocketAddr>();
+            .into_make_service_with_connect_info::<crate::attest::Connection>();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let served = axum::serve(listener, service)

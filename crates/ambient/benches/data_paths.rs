@@ -5,6 +5,11 @@
 //!   probe answer (`GET /metadata/identity/oauth2/token` without `Metadata: true`, a small JSON
 //!   400 through the same stack); plus the latency of a cache miss (a new audience each time,
 //!   so the agent asks the server and the server signs);
+//! - workload attestation: cached IMDS token requests on listeners of resources with a `user`
+//!   selector (the socket's owner, one sock_diag look-up) and with an `executable` selector (also
+//!   the scan of `/proc/*/fd` for the process holding the socket), against the resource
+//!   without selectors; on keep-alive connections (attested once per connection) and with a
+//!   new connection for every request (attested every time);
 //! - Key Vault `get secret` (token validation, RBAC, decryption) against `GET /healthz` on the
 //!   server's HTTPS listener.
 //!
@@ -22,6 +27,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
 use crate::common::{CONNECTIONS, Dev};
 
 /// Each pair is measured in `ROUNDS` alternating windows of `WINDOW`, so that a change in the
@@ -31,6 +38,8 @@ const WINDOW: Duration = Duration::from_secs(1);
 const WARMUP: Duration = Duration::from_millis(500);
 const REQUESTS_MAX: u64 = 200_000;
 const MISSES: usize = 200;
+/// Requests of each window with a new connection per request (each leaves a port in TIME_WAIT).
+const FRESH_REQUESTS_MAX: u64 = 2_000;
 
 fn main() {
     common::pin_self("1");
@@ -62,17 +71,53 @@ async fn bench(binary: &str) {
     );
     let probe_url = format!("{endpoint}/metadata/identity/oauth2/token");
 
+    let imds = |client, url, status, requests_max| Target {
+        client,
+        url,
+        header: (status == 200).then_some(("Metadata", "true")),
+        bearer: None,
+        status,
+        requests_max,
+    };
     let (probe, cached) = paired(
-        Target { client: &http, url: &probe_url, header: None, bearer: None, status: 400 },
-        Target {
-            client: &http,
-            url: &token_url,
-            header: Some(("Metadata", "true")),
-            bearer: None,
-            status: 200,
-        },
+        imds(&http, &probe_url, 400, REQUESTS_MAX),
+        imds(&http, &token_url, 200, REQUESTS_MAX),
     )
     .await;
+
+    // The same VM with workload selectors matching this process: its user, and its executable.
+    use std::os::unix::fs::MetadataExt as _;
+    let uid = std::fs::metadata("/proc/self").expect("/proc/self").uid();
+    let executable = std::fs::read_link("/proc/self/exe").expect("own executable");
+    let mut selected = Vec::new();
+    for (name, selectors) in [
+        ("bench-vm-uid", json!({"user": uid.to_string()})),
+        ("bench-vm-exe", json!({"executable": executable.display().to_string()})),
+    ] {
+        let vm = dev
+            .put(
+                &scene.arm_token,
+                &format!("{}/providers/Microsoft.Compute/virtualMachines/{name}", scene.group),
+                json!({"location": "local", "identity": {"type": "SystemAssigned"},
+                       "properties": {"ambient": {"workloadSelectors": selectors}}}),
+            )
+            .await;
+        let endpoint = dev.endpoint_of(&scene.arm_token, vm["id"].as_str().expect("id")).await;
+        selected.push(token_url.replacen(endpoint_base(&token_url), &endpoint, 1));
+    }
+    let fresh = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("client");
+    let mut attestation = Vec::new();
+    for (selector, url) in ["user", "executable"].into_iter().zip(&selected) {
+        let kept =
+            paired(imds(&http, &token_url, 200, REQUESTS_MAX), imds(&http, url, 200, REQUESTS_MAX))
+                .await;
+        let new = paired(
+            imds(&fresh, &token_url, 200, FRESH_REQUESTS_MAX),
+            imds(&fresh, url, 200, FRESH_REQUESTS_MAX),
+        )
+        .await;
+        attestation.push((selector, kept, new));
+    }
     let mut misses = Vec::with_capacity(MISSES);
     for index in 0..MISSES {
         let started = Instant::now();
@@ -94,6 +139,7 @@ async fn bench(binary: &str) {
             header: None,
             bearer: None,
             status: 200,
+            requests_max: REQUESTS_MAX,
         },
         Target {
             client: https,
@@ -101,6 +147,7 @@ async fn bench(binary: &str) {
             header: None,
             bearer: Some(vault_token),
             status: 200,
+            requests_max: REQUESTS_MAX,
         },
     )
     .await;
@@ -109,6 +156,20 @@ async fn bench(binary: &str) {
     println!("IMDS probe answer (baseline):   {:8.0} req/s  p99 {:6.2} ms", probe.0, probe.1);
     println!("IMDS cached token:              {:8.0} req/s  p99 {:6.2} ms", cached.0, cached.1);
     println!("  ratio cached / probe:         {:8.2} (target >= 0.6)", cached.0 / probe.0);
+    for (selector, kept, new) in &attestation {
+        println!(
+            "IMDS cached token, {selector} selector, keep-alive: {:8.0} req/s against {:8.0} without selectors: ratio {:.2}",
+            kept.1.0,
+            kept.0.0,
+            kept.1.0 / kept.0.0
+        );
+        println!(
+            "IMDS cached token, {selector} selector, new connection per request: {:8.0} req/s against {:8.0}: ratio {:.2}",
+            new.1.0,
+            new.0.0,
+            new.1.0 / new.0.0
+        );
+    }
     println!(
         "IMDS cache miss (agent + server issuance): p50 {:.2} ms, p99 {:.2} ms over {MISSES} requests",
         misses[MISSES / 2].as_secs_f64() * 1000.0,
@@ -129,6 +190,14 @@ struct Target<'a> {
     header: Option<(&'static str, &'static str)>,
     bearer: Option<&'a str>,
     status: u16,
+    /// Requests counted at most per window.
+    requests_max: u64,
+}
+
+/// `http://IP:PORT` of a listener's URL.
+fn endpoint_base(url: &str) -> &str {
+    let path = url["http://".len()..].find('/').expect("a path") + "http://".len();
+    &url[..path]
 }
 
 /// Requests per second and p99 latency (ms) of `baseline` and of `subject`, each measured in
@@ -165,11 +234,11 @@ async fn load(target: &Target<'_>, window: Duration) -> Vec<Duration> {
     for _ in 0..CONNECTIONS {
         let (client, url, counted) =
             (target.client.clone(), target.url.to_owned(), counted.clone());
-        let (header, status) = (target.header, target.status);
+        let (header, status, requests_max) = (target.header, target.status, target.requests_max);
         let bearer = target.bearer.map(str::to_owned);
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
-            while started.elapsed() < window && counted.load(Ordering::Relaxed) < REQUESTS_MAX {
+            while started.elapsed() < window && counted.load(Ordering::Relaxed) < requests_max {
                 let sent = Instant::now();
                 let mut request = client.get(&url);
                 if let Some((name, value)) = header {

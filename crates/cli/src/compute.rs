@@ -5,6 +5,11 @@
 //! api-version a command group uses and how az prints `identity assign`. The identity-block
 //! arithmetic of `--assign-identity` and `identity assign|remove` lives in pure functions
 //! ([`parse_identities`], [`assign_block`], [`remove_block`]).
+//!
+//! Ambient's own settings (`properties.ambient`): `create` and `update` take the workload
+//! selectors as `--workload-user`, `--workload-group`, ... (docs/flavours.md, "Workload
+//! attestation"); `update` also takes az's generic `--set PATH=VALUE` and `--remove PATH`,
+//! applied to the resource's `properties` and `tags` ([`apply_generic_update`]).
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
@@ -89,6 +94,8 @@ pub enum ComputeCommand {
     Create(CreateArgs),
     /// Show resources.
     Show(TargetArgs),
+    /// Update resources: workload selectors, or any property with --set and --remove.
+    Update(UpdateArgs),
     /// List those of a resource group, or of the subscription.
     List {
         /// Only this resource group.
@@ -138,7 +145,66 @@ pub struct CreateArgs {
     /// Tags: KEY=VALUE ...
     #[arg(long, num_args = 0..)]
     tags: Option<Vec<String>>,
+    #[command(flatten)]
+    workload: WorkloadArgs,
 }
+
+/// Which local processes may use the resource's identities
+/// (`properties.ambient.workloadSelectors`); every one given must match. Without any, every
+/// local process of the host may.
+#[derive(Debug, Args, Default, Clone)]
+pub struct WorkloadArgs {
+    /// Only processes of this Unix user (a name or a uid).
+    #[arg(long, value_name = "USER")]
+    workload_user: Option<String>,
+    /// Only processes in this Unix group (a name or a gid; effective or supplementary).
+    #[arg(long, value_name = "GROUP")]
+    workload_group: Option<String>,
+    /// Only processes running this executable (an absolute path).
+    #[arg(long, value_name = "PATH")]
+    workload_executable: Option<String>,
+    /// Only processes whose executable has this SHA-256 (hex).
+    #[arg(long, value_name = "HEX")]
+    workload_executable_sha256: Option<String>,
+    /// Only processes of this systemd unit (web.service).
+    #[arg(long, value_name = "UNIT")]
+    workload_systemd_unit: Option<String>,
+    /// Only processes in this cgroup or below it (/system.slice/web.service).
+    #[arg(long, value_name = "PATH")]
+    workload_cgroup: Option<String>,
+    /// Only processes in this container (its id, or a prefix of 12 characters or more).
+    #[arg(long, value_name = "ID")]
+    workload_container_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
+    workload: WorkloadArgs,
+    /// Remove every workload selector (any local process may use the identities again).
+    #[arg(long, conflicts_with_all = WORKLOAD_FLAGS)]
+    clear_workload_selectors: bool,
+    /// Set a property: PATH=VALUE under `properties` or `tags`, as az does (for example
+    /// `properties.ambient.workloadSelectors.user=alice`); VALUE is JSON or else a string.
+    #[arg(long, value_name = "PATH=VALUE")]
+    set: Vec<String>,
+    /// Remove a property: PATH under `properties` or `tags`.
+    #[arg(long, value_name = "PATH")]
+    remove: Vec<String>,
+}
+
+/// The `--workload-*` options, which `--clear-workload-selectors` excludes.
+const WORKLOAD_FLAGS: [&str; 7] = [
+    "workload_user",
+    "workload_group",
+    "workload_executable",
+    "workload_executable_sha256",
+    "workload_systemd_unit",
+    "workload_cgroup",
+    "workload_container_id",
+];
 
 #[derive(Debug, Subcommand)]
 pub enum IdentityCommand {
@@ -213,6 +279,29 @@ pub async fn run(kind: &Kind, args: ComputeArgs, global: &GlobalArgs) -> Result<
             let mut shown = one_or_many(shown);
             arm::add_resource_group(&mut shown);
             Printed::with_columns(shown, COMPUTE_COLUMNS)
+        }
+        ComputeCommand::Update(args) => {
+            let mut updates = args.workload.as_updates();
+            if args.clear_workload_selectors {
+                updates.push(Update::Remove("properties.ambient.workloadSelectors".to_owned()));
+            }
+            for set in &args.set {
+                updates.push(Update::parse_set(set)?);
+            }
+            updates.extend(args.remove.iter().cloned().map(Update::Remove));
+            if updates.is_empty() {
+                bail!("nothing to update: pass --workload-..., --set or --remove");
+            }
+            let mut printed = Vec::new();
+            for id in args.target.resource_ids(&subscription, kind.resource_type)? {
+                let path = arm::path(&id, kind.api_version);
+                let current = arm.get(path.clone()).await?;
+                let body = apply_generic_update(&current, &updates)?;
+                let mut updated = arm.send(&Request::patch(path, body)).await?;
+                arm::add_resource_group(&mut updated);
+                printed.push(updated);
+            }
+            Printed::plain(one_or_many(printed))
         }
         ComputeCommand::List { resource_group } => {
             let scope = match &resource_group {
@@ -437,8 +526,110 @@ pub fn create_request(
     if let Some(spec) = identities {
         body["identity"] = create_block(spec);
     }
+    let selectors = args.workload.selectors();
+    if !selectors.is_empty() {
+        body["properties"]["ambient"] = json!({"workloadSelectors": selectors});
+    }
     let id = arm::resource_id(subscription, &args.resource_group, kind.resource_type, &args.name);
     Ok(Request::put(arm::path(&id, kind.api_version), body))
+}
+
+/// One change of `update`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    /// A dotted path under `properties` or `tags`, and its new value.
+    Set(String, Value),
+    /// A dotted path under `properties` or `tags` to remove.
+    Remove(String),
+}
+
+impl Update {
+    /// `PATH=VALUE`; VALUE is JSON when it parses as JSON, else a string.
+    fn parse_set(text: &str) -> Result<Update> {
+        let Some((path, value)) = text.split_once('=') else {
+            bail!("--set {text}: expected PATH=VALUE");
+        };
+        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+        Ok(Update::Set(path.trim().to_owned(), value))
+    }
+}
+
+impl WorkloadArgs {
+    /// The selectors given, as `properties.ambient.workloadSelectors` spells them.
+    fn selectors(&self) -> Map<String, Value> {
+        self.fields()
+            .into_iter()
+            .filter_map(|(name, value)| Some((name.to_owned(), Value::String(value?.clone()))))
+            .collect()
+    }
+
+    /// The selectors given, as updates of their properties.
+    fn as_updates(&self) -> Vec<Update> {
+        self.selectors()
+            .into_iter()
+            .map(|(name, value)| {
+                Update::Set(format!("properties.ambient.workloadSelectors.{name}"), value)
+            })
+            .collect()
+    }
+
+    fn fields(&self) -> [(&'static str, Option<&String>); 7] {
+        [
+            ("user", self.workload_user.as_ref()),
+            ("group", self.workload_group.as_ref()),
+            ("executable", self.workload_executable.as_ref()),
+            ("executableSha256", self.workload_executable_sha256.as_ref()),
+            ("systemdUnit", self.workload_systemd_unit.as_ref()),
+            ("cgroup", self.workload_cgroup.as_ref()),
+            ("containerId", self.workload_container_id.as_ref()),
+        ]
+    }
+}
+
+/// The PATCH body of `update`: the resource's current `properties` and `tags` with `updates`
+/// applied in order (a PATCH replaces each top-level property it names, so the whole of each
+/// is sent).
+pub fn apply_generic_update(current: &Value, updates: &[Update]) -> Result<Value> {
+    let mut body = Map::new();
+    for update in updates {
+        let path = match update {
+            Update::Set(path, _) | Update::Remove(path) => path,
+        };
+        let mut parts: Vec<&str> = path.split('.').collect();
+        let root = parts.remove(0);
+        if !matches!(root, "properties" | "tags") || parts.iter().any(|part| part.is_empty()) {
+            bail!("{path}: only paths under properties or tags can be changed");
+        }
+        let Some(last) = parts.pop() else {
+            bail!("{path}: name a property under {root}");
+        };
+        let mut node = body.entry(root.to_owned()).or_insert_with(|| match &current[root] {
+            Value::Object(map) => Value::Object(map.clone()),
+            _ => json!({}),
+        });
+        match update {
+            Update::Set(_, value) => {
+                for part in parts {
+                    if !node[part].is_object() {
+                        node[part] = json!({});
+                    }
+                    node = &mut node[part];
+                }
+                node[last] = value.clone();
+            }
+            Update::Remove(_) => {
+                // Removing what is not there changes nothing.
+                let parent = parts.iter().try_fold(node, |node, part| node.get_mut(*part));
+                if let Some(map) = parent.and_then(Value::as_object_mut) {
+                    map.shift_remove(last);
+                }
+            }
+        }
+    }
+    if let Some(Value::Object(properties)) = body.get_mut("properties") {
+        properties.shift_remove("provisioningState");
+    }
+    Ok(Value::Object(body))
 }
 
 /// Whether a listed resource belongs to this command group (web apps and function apps share
@@ -652,6 +843,7 @@ mod tests {
             host: "host-a".to_owned(),
             image: Some("Ubuntu2204".to_owned()),
             tags: None,
+            workload: WorkloadArgs::default(),
         };
         let identities = parse_identities(args.assign_identity.as_deref().unwrap(), "s1", "rg1");
         let request = create_request(&VM, "s1", &args, Some(&identities)).unwrap();
@@ -665,8 +857,17 @@ mod tests {
                 r#"{"location":"local","properties":{"hostId":"host-a","storageProfile":{"imageReference":{"offer":"Ubuntu2204"}}},"identity":{"type":"SystemAssigned, UserAssigned","userAssignedIdentities":{"/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1":{}}}}"#
             ]],
         );
-        let web =
-            CreateArgs { image: None, assign_identity: None, name: "app1".to_owned(), ..args };
+        let web = CreateArgs {
+            image: None,
+            assign_identity: None,
+            name: "app1".to_owned(),
+            workload: WorkloadArgs {
+                workload_user: Some("alice".to_owned()),
+                workload_executable: Some("/usr/bin/python3".to_owned()),
+                ..WorkloadArgs::default()
+            },
+            ..args
+        };
         let request = create_request(&FUNCTIONAPP, "s1", &web, None).unwrap();
         assert_eq!(
             request.path,
@@ -675,9 +876,58 @@ mod tests {
         check(
             request.body.unwrap(),
             expect![[
-                r#"{"location":"local","properties":{"hostId":"host-a"},"kind":"functionapp"}"#
+                r#"{"location":"local","properties":{"hostId":"host-a","ambient":{"workloadSelectors":{"user":"alice","executable":"/usr/bin/python3"}}},"kind":"functionapp"}"#
             ]],
         );
+    }
+
+    #[track_caller]
+    fn check_update(current: Value, updates: &[&str], expect: Expect) {
+        let updates: Result<Vec<Update>> = updates
+            .iter()
+            .map(|text| match text.strip_prefix('-') {
+                Some(path) => Ok(Update::Remove(path.to_owned())),
+                None => Update::parse_set(text),
+            })
+            .collect();
+        match updates.and_then(|updates| apply_generic_update(&current, &updates)) {
+            Ok(body) => check(body, expect),
+            Err(error) => expect.assert_eq(&format!("error: {error}")),
+        }
+    }
+
+    #[test]
+    fn generic_updates_send_whole_top_level_properties() {
+        let vm = json!({
+            "id": "/subscriptions/s1/resourceGroups/rg1/providers/Microsoft.Compute/virtualMachines/vm1",
+            "properties": {"hostId": "local", "provisioningState": "Succeeded", "ambient": {"identityFlavour": "arc"}},
+            "tags": {"env": "dev"},
+        });
+        check_update(
+            vm.clone(),
+            &["properties.ambient.workloadSelectors.user=alice"],
+            expect![[
+                r#"{"properties":{"hostId":"local","ambient":{"identityFlavour":"arc","workloadSelectors":{"user":"alice"}}}}"#
+            ]],
+        );
+        check_update(
+            vm.clone(),
+            &["tags.owner=ops", "properties.ambient.workloadSelectors={\"group\": \"web\"}"],
+            expect![[
+                r#"{"tags":{"env":"dev","owner":"ops"},"properties":{"hostId":"local","ambient":{"identityFlavour":"arc","workloadSelectors":{"group":"web"}}}}"#
+            ]],
+        );
+        check_update(
+            vm.clone(),
+            &["-properties.ambient.identityFlavour", "-properties.nothing.here"],
+            expect![[r#"{"properties":{"hostId":"local","ambient":{}}}"#]],
+        );
+        check_update(
+            vm.clone(),
+            &["identity.type=None"],
+            expect!["error: identity.type: only paths under properties or tags can be changed"],
+        );
+        check_update(vm, &["properties"], expect!["error: --set properties: expected PATH=VALUE"]);
     }
 
     #[test]

@@ -89,6 +89,7 @@ pub enum Command {
     #[command(subcommand)]
     Host(host::HostCommand),
     /// Run a command as a workload of a compute resource (its managed identities).
+    #[command(after_help = run::WORKLOAD_HELP)]
     Run(run::RunArgs),
     /// (internal) The forwarder `ambient run --isolate` starts inside its namespace.
     #[command(name = "netns-forward", hide = true)]
@@ -177,6 +178,11 @@ pub fn refine_help(command: clap::Command) -> clap::Command {
                 })
                 .mut_subcommand("show", |command| {
                     command.about(format!("Show a {one} (or several, by --ids)"))
+                })
+                .mut_subcommand("update", |command| {
+                    command.about(format!(
+                        "Update a {one} (or several, by --ids): workload selectors, or any property with --set and --remove"
+                    ))
                 })
                 .mut_subcommand("list", |command| {
                     command.about(format!(
@@ -374,6 +380,7 @@ mod tests {
             [
                 "create: Create (or update) a web app, optionally with managed identities",
                 "show: Show a web app (or several, by --ids)",
+                "update: Update a web app (or several, by --ids): workload selectors, or any property with --set and --remove",
                 "list: List the web apps of a resource group, or of the subscription",
                 "delete: Delete a web app (or several, by --ids); its system-assigned identity goes with it",
                 "identity: Managed identities of a web app",
@@ -396,6 +403,9 @@ mod tests {
             "vm create -g rg1 -n vm1 --assign-identity [system] id1 --host h1",
             "vm identity assign -g rg1 -n vm1 --identities id1 [system]",
             "vm identity remove -g rg1 -n vm1",
+            "vm create -g rg1 -n vm1 --assign-identity --workload-user alice --workload-executable /usr/bin/python3",
+            "vm update -g rg1 -n vm1 --set properties.ambient.workloadSelectors.user=alice --remove tags.env",
+            "webapp update --ids /subscriptions/s/resourceGroups/rg1/providers/Microsoft.Web/sites/app1 --clear-workload-selectors",
             "vm delete -g rg1 -n vm1 -y",
             "webapp create -g rg1 -n app1 --assign-identity",
             "functionapp identity show -g rg1 -n f1 -o none",

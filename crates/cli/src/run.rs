@@ -30,6 +30,10 @@
 //! namespace's loopback, and passes each connection through a Unix socket to this process,
 //! which connects it to the agent or the server on the host's loopback. The namespace, its
 //! hosts file and the sockets are removed afterwards.
+//!
+//! A resource with workload selectors serves its identities only to matching processes
+//! ([`WORKLOAD_HELP`], docs/flavours.md "Workload attestation"): as root, `ambient run` starts
+//! the command as the selected user and group; otherwise it must already run as them.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -43,6 +47,14 @@ use serde_json::Value;
 use crate::GlobalArgs;
 use crate::arm::{self, Arm, SubscriptionArgs};
 use crate::profile;
+
+/// What `ambient run --help` says of workload selectors.
+pub const WORKLOAD_HELP: &str = "\
+Workload selectors: a resource whose properties.ambient.workloadSelectors name a user or a group serves its identities only to processes of that user or group.
+Run as root, ambient run starts COMMAND as that user (and its primary group, or the selected group) so that it matches; run as another user, it refuses to start unless it already matches.
+Selectors on the executable, systemd unit, cgroup or container are the command's to meet: start the right program in the right place.
+--isolate cannot be used with a resource that has selectors, because the agent then sees connections from ambient run itself.
+--flavour workload needs ambient run itself to match, since it fetches the federated token: run it as the selected user.";
 
 /// Variables that would make a workload use another credential than its identity.
 const CLEARED: &[&str] = &[
@@ -97,8 +109,25 @@ pub async fn run(args: RunArgs, global: &GlobalArgs) -> Result<i32> {
     let profile = profile::load(&global.home)?;
     let arm = Arm::connect(global, &args.subscription)?;
     let resource_id = resolve(&arm, &args.resource, args.resource_group.as_deref()).await?;
-    let Endpoint { endpoint, header, flavour: resource_flavour, thumbprint, service_fabric_ca } =
-        endpoint(&arm, &resource_id).await?;
+    let Endpoint {
+        endpoint,
+        header,
+        flavour: resource_flavour,
+        thumbprint,
+        service_fabric_ca,
+        selectors,
+    } = endpoint(&arm, &resource_id).await?;
+    let flavour = args.flavour.or(resource_flavour);
+    let account = match &selectors {
+        None => None,
+        Some(selectors) => workload_account(
+            &resource_id,
+            selectors,
+            &Host::read(),
+            args.isolate,
+            flavour == Some(IdentityFlavour::Workload),
+        )?,
+    };
     let ca = profile.ca_bundle.clone().map(PathBuf::from);
     let bundle = ca.as_ref().map(|ca| {
         let sibling = ca.with_file_name("ca-bundle.pem");
@@ -119,7 +148,7 @@ pub async fn run(args: RunArgs, global: &GlobalArgs) -> Result<i32> {
     env.push(("AZURE_POD_IDENTITY_AUTHORITY_HOST".to_owned(), endpoint.clone()));
     let mut token_file = None;
     let mut trust_file = None;
-    match args.flavour.or(resource_flavour) {
+    match flavour {
         None => {
             env.push(("IDENTITY_ENDPOINT".to_owned(), format!("{endpoint}/msi/token")));
             env.push(("IDENTITY_HEADER".to_owned(), header));
@@ -189,6 +218,11 @@ pub async fn run(args: RunArgs, global: &GlobalArgs) -> Result<i32> {
         command.env_remove(name);
     }
     command.envs(env);
+    if let Some(account) = &account {
+        command.uid(account.uid).gid(account.gid);
+        command.env("USER", &account.name).env("LOGNAME", &account.name);
+        command.env("HOME", &account.home);
+    }
     let status = command.status().await.with_context(|| format!("run {}", args.command[0]));
     drop(token_file);
     drop(trust_file);
@@ -253,6 +287,172 @@ impl Drop for ServiceFabricTrust {
     }
 }
 
+/// The workload selectors `ambient run` can act on; the others are named only to say they
+/// exist.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Selectors {
+    user: Option<String>,
+    group: Option<String>,
+    /// The other selectors given (`executable`, `systemdUnit`, ...), by name.
+    others: Vec<String>,
+}
+
+impl Selectors {
+    fn of(value: &Value) -> Option<Selectors> {
+        let map = value.as_object().filter(|map| !map.is_empty())?;
+        let text = |name: &str| map.get(name).and_then(Value::as_str).map(str::to_owned);
+        let others =
+            map.keys().filter(|name| !matches!(name.as_str(), "user" | "group")).cloned().collect();
+        Some(Selectors { user: text("user"), group: text("group"), others })
+    }
+}
+
+/// What `ambient run` knows of the host's accounts and of itself.
+#[derive(Debug, Clone, Default)]
+struct Host {
+    /// `/etc/passwd`.
+    passwd: String,
+    /// `/etc/group`.
+    group: String,
+    /// This process's effective uid, gid and supplementary groups.
+    uid: u32,
+    gid: u32,
+    groups: Vec<u32>,
+}
+
+/// The account the command runs as when `ambient run` (as root) switches to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Account {
+    name: String,
+    uid: u32,
+    gid: u32,
+    home: String,
+}
+
+impl Host {
+    fn read() -> Host {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let field = |name: &str| -> Vec<u32> {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .map(|ids| ids.split_whitespace().filter_map(|id| id.parse().ok()).collect())
+                .unwrap_or_default()
+        };
+        // `Uid:` and `Gid:` list the real, effective, saved and filesystem ids.
+        Host {
+            passwd: std::fs::read_to_string("/etc/passwd").unwrap_or_default(),
+            group: std::fs::read_to_string("/etc/group").unwrap_or_default(),
+            uid: field("Uid:").get(1).copied().unwrap_or(u32::MAX),
+            gid: field("Gid:").get(1).copied().unwrap_or(u32::MAX),
+            groups: field("Groups:"),
+        }
+    }
+
+    /// The passwd entry of a user name or uid.
+    fn user(&self, user: &str) -> Option<Account> {
+        self.passwd.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            let (name, uid, gid, home) =
+                (fields.first()?, fields.get(2)?, fields.get(3)?, fields.get(5)?);
+            if *name != user && *uid != user {
+                return None;
+            }
+            Some(Account {
+                name: (*name).to_owned(),
+                uid: uid.parse().ok()?,
+                gid: gid.parse().ok()?,
+                home: (*home).to_owned(),
+            })
+        })
+    }
+
+    /// The gid of a group name or number.
+    fn group_id(&self, group: &str) -> Option<u32> {
+        if !group.is_empty() && group.bytes().all(|byte| byte.is_ascii_digit()) {
+            return group.parse().ok();
+        }
+        self.group.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            (fields.first() == Some(&group)).then(|| fields.get(2)?.parse().ok())?
+        })
+    }
+}
+
+/// How the command comes to match the resource's user and group selectors: `None` to run it
+/// as this process is (which matches), or the account to switch to (as root); an error when
+/// it cannot match.
+fn workload_account(
+    resource_id: &str,
+    selectors: &Selectors,
+    host: &Host,
+    isolate: bool,
+    token_file: bool,
+) -> Result<Option<Account>> {
+    if isolate {
+        bail!(
+            "--isolate cannot be used with {resource_id}: it has workload selectors, and the agent would see ambient run itself instead of the command"
+        );
+    }
+    if selectors.user.is_none() && selectors.group.is_none() {
+        if token_file {
+            bail!(
+                "--flavour workload cannot be used with {resource_id}: ambient run fetches the federated token itself and cannot match its selectors ({})",
+                selectors.others.join(", ")
+            );
+        }
+        return Ok(None);
+    }
+    let user = match &selectors.user {
+        None => None,
+        Some(user) => Some(host.user(user).with_context(|| {
+            format!("{resource_id} selects user {user}, who does not exist on this host")
+        })?),
+    };
+    let group = match &selectors.group {
+        None => None,
+        Some(group) => Some(host.group_id(group).with_context(|| {
+            format!("{resource_id} selects group {group}, which does not exist on this host")
+        })?),
+    };
+    let user_matches = user.as_ref().is_none_or(|user| user.uid == host.uid);
+    let group_matches = group.is_none_or(|gid| host.gid == gid || host.groups.contains(&gid));
+    if user_matches && group_matches {
+        return Ok(None);
+    }
+    let wanted = [
+        selectors.user.as_ref().map(|user| format!("user {user}")),
+        selectors.group.as_ref().map(|group| format!("group {group}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" and ");
+    if host.uid != 0 {
+        bail!(
+            "{resource_id} serves its identities only to processes of {wanted} (its workload selectors): run ambient run as {wanted}, or as root to start the command as them"
+        );
+    }
+    if token_file {
+        bail!(
+            "--flavour workload cannot switch to {wanted}: ambient run fetches the federated token itself, so run it as {wanted}"
+        );
+    }
+    let mut account = match user {
+        Some(account) => account,
+        None => Account {
+            name: "root".to_owned(),
+            uid: host.uid,
+            gid: host.gid,
+            home: std::env::var("HOME").unwrap_or_else(|_| "/root".to_owned()),
+        },
+    };
+    if let Some(gid) = group {
+        account.gid = gid;
+    }
+    Ok(Some(account))
+}
+
 fn parse_flavour(name: &str) -> Result<IdentityFlavour, String> {
     IdentityFlavour::parse(name).ok_or_else(|| {
         let names: Vec<&str> =
@@ -291,6 +491,7 @@ impl WorkloadTokenFile {
             .context("http client")?;
         let info: Value = http
             .get(format!("{endpoint}/metadata/identity/info"))
+            .query(&[("api-version", "2018-10-01")])
             .header("Metadata", "true")
             .send()
             .await
@@ -447,6 +648,8 @@ struct Endpoint {
     thumbprint: Option<String>,
     /// The PEM of the CA that issued the Service Fabric certificate.
     service_fabric_ca: Option<String>,
+    /// The resource's `workloadSelectors`, when it has any.
+    selectors: Option<Selectors>,
 }
 
 async fn endpoint(arm: &Arm, resource_id: &str) -> Result<Endpoint> {
@@ -462,6 +665,7 @@ async fn endpoint(arm: &Arm, resource_id: &str) -> Result<Endpoint> {
                 flavour: answer["identityFlavour"].as_str().and_then(IdentityFlavour::parse),
                 thumbprint: answer["serviceFabricThumbprint"].as_str().map(str::to_owned),
                 service_fabric_ca: answer["serviceFabricCa"].as_str().map(str::to_owned),
+                selectors: Selectors::of(&answer["workloadSelectors"]),
             });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -653,7 +857,10 @@ pub async fn forward(maps: &[String]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::run::ServiceFabricTrust;
+    use expect_test::{Expect, expect};
+    use serde_json::json;
+
+    use super::*;
 
     const AGENT_CA: &str = "-----BEGIN CERTIFICATE-----\nagent\n-----END CERTIFICATE-----\n";
 
@@ -690,5 +897,104 @@ mod tests {
         // Anything but a PEM certificate is refused.
         assert!(ServiceFabricTrust::write(None, None, "not a certificate").is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The decision for a resource with `selectors`, taken by a process running as `uid`
+    /// (gid 100, supplementary group 27) on a host with users alice (1001) and bob (1002) and
+    /// the group web (500).
+    #[track_caller]
+    fn check(selectors: Value, uid: u32, isolate: bool, token_file: bool, expected: Expect) {
+        let host = Host {
+            passwd: "root:x:0:0:root:/root:/bin/bash\nalice:x:1001:1001::/home/alice:/bin/sh\nbob:x:1002:1002::/home/bob:/bin/sh\n".to_owned(),
+            group: "root:x:0:\nweb:x:500:alice\n".to_owned(),
+            uid,
+            gid: 100,
+            groups: vec![27],
+        };
+        let selectors = Selectors::of(&selectors).expect("selectors");
+        let outcome = workload_account("vm1", &selectors, &host, isolate, token_file);
+        let text = match outcome {
+            Ok(None) => "run as is".to_owned(),
+            Ok(Some(account)) => format!("switch to {account:?}"),
+            Err(error) => format!("error: {error}"),
+        };
+        expected.assert_eq(&text);
+    }
+
+    #[test]
+    fn root_starts_the_command_as_the_selected_user_and_group() {
+        check(
+            json!({"user": "alice"}),
+            0,
+            false,
+            false,
+            expect![[
+                r#"switch to Account { name: "alice", uid: 1001, gid: 1001, home: "/home/alice" }"#
+            ]],
+        );
+        check(
+            json!({"user": "1002", "group": "web"}),
+            0,
+            false,
+            false,
+            expect![[
+                r#"switch to Account { name: "bob", uid: 1002, gid: 500, home: "/home/bob" }"#
+            ]],
+        );
+        check(
+            json!({"user": "carol"}),
+            0,
+            false,
+            false,
+            expect!["error: vm1 selects user carol, who does not exist on this host"],
+        );
+    }
+
+    #[test]
+    fn other_users_run_as_they_are_when_they_match_and_are_refused_otherwise() {
+        check(json!({"user": "alice"}), 1001, false, false, expect!["run as is"]);
+        check(json!({"group": "27"}), 1001, false, false, expect!["run as is"]);
+        check(
+            json!({"user": "alice"}),
+            1002,
+            false,
+            false,
+            expect![
+                "error: vm1 serves its identities only to processes of user alice (its workload selectors): run ambient run as user alice, or as root to start the command as them"
+            ],
+        );
+        check(json!({"executable": "/usr/bin/python3"}), 1002, false, false, expect!["run as is"]);
+    }
+
+    #[test]
+    fn isolation_and_the_token_file_cannot_switch_users() {
+        check(
+            json!({"user": "alice"}),
+            0,
+            true,
+            false,
+            expect![
+                "error: --isolate cannot be used with vm1: it has workload selectors, and the agent would see ambient run itself instead of the command"
+            ],
+        );
+        check(
+            json!({"user": "alice"}),
+            0,
+            false,
+            true,
+            expect![
+                "error: --flavour workload cannot switch to user alice: ambient run fetches the federated token itself, so run it as user alice"
+            ],
+        );
+        check(json!({"user": "alice"}), 1001, false, true, expect!["run as is"]);
+        check(
+            json!({"systemdUnit": "web.service"}),
+            0,
+            false,
+            true,
+            expect![
+                "error: --flavour workload cannot be used with vm1: ambient run fetches the federated token itself and cannot match its selectors (systemdUnit)"
+            ],
+        );
     }
 }

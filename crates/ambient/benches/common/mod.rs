@@ -208,26 +208,7 @@ impl Dev {
             .expect("set secret");
         assert!(response.status().is_success(), "set secret: {}", response.status());
         let vm_id = vm["id"].as_str().expect("id").to_owned();
-        let endpoint = loop {
-            let answer: Value = self
-                .https
-                .get(format!(
-                    "{}/hosting/endpoints?resourceId={}",
-                    self.url,
-                    vm_id.replace('/', "%2F")
-                ))
-                .bearer_auth(&arm_token)
-                .send()
-                .await
-                .expect("endpoints")
-                .json()
-                .await
-                .expect("json");
-            if let Some(endpoint) = answer["endpoint"].as_str() {
-                break endpoint.to_owned();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let endpoint = self.endpoint_of(&arm_token, &vm_id).await;
         Scene {
             vm_id,
             group,
@@ -237,6 +218,30 @@ impl Dev {
             arm_token,
             admin_app_id: self.admin["appId"].as_str().expect("appId").to_owned(),
             admin_secret: self.admin["password"].as_str().expect("password").to_owned(),
+        }
+    }
+
+    /// The metadata listener of compute resource `resource_id`, once its agent reports it.
+    pub async fn endpoint_of(&self, arm_token: &str, resource_id: &str) -> String {
+        loop {
+            let answer: Value = self
+                .https
+                .get(format!(
+                    "{}/hosting/endpoints?resourceId={}",
+                    self.url,
+                    resource_id.replace('/', "%2F")
+                ))
+                .bearer_auth(arm_token)
+                .send()
+                .await
+                .expect("endpoints")
+                .json()
+                .await
+                .expect("json");
+            if let Some(endpoint) = answer["endpoint"].as_str() {
+                return endpoint.to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }

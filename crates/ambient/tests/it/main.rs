@@ -2,6 +2,7 @@
 //! generated CA, real SQLite and PostgreSQL. `Ambient` starts a process and kills it on drop.
 
 mod agent;
+mod attestation;
 mod az;
 mod console;
 mod control_plane;
