@@ -147,11 +147,11 @@ async fn soak() -> bool {
         slot.1.extend(latencies);
         slot.2.extend(errors);
     }
+    let elapsed = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = rss_bytes(pid);
     drop(dev);
 
-    let elapsed = started.elapsed().as_secs_f64();
     println!("soak: {secs} s of mixed traffic, 16 connections (server on core 0, load on core 1)");
     println!(
         "{:<10} {:>10} {:>8} {:>9} {:>9} {:>7}",
