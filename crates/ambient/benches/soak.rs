@@ -135,8 +135,12 @@ async fn soak() -> bool {
     // The server's RSS, once a second, until the load ends.
     let pid = dev.pid();
     let mut rss = Vec::new();
+    let mut minutes = Vec::new();
     while Instant::now() < deadline {
         rss.push(rss_bytes(pid));
+        if rss.len() % 60 == 0 {
+            minutes.push((rss.len() / 60, rss[rss.len() - 1], dev.database_bytes()));
+        }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let mut results: Vec<(Kind, Vec<Duration>, Vec<String>)> =
@@ -190,6 +194,13 @@ async fn soak() -> bool {
         mib(rss.iter().copied().max().unwrap_or(0) as f64),
         mib(rss_after as f64)
     );
+    for (minute, rss, database) in minutes {
+        println!(
+            "  minute {minute:>3}: server RSS {:.1} MiB, database {:.1} MiB",
+            mib(rss as f64),
+            mib(database as f64)
+        );
+    }
     let flat = last <= second * 1.10;
     println!("goals: errors {error_total} (goal 0); memory flat: {flat}");
     error_total > 0 || !flat

@@ -107,6 +107,15 @@ impl Dev {
         }
     }
 
+    /// The size of the dev server's SQLite database (with its write-ahead log), in bytes.
+    pub fn database_bytes(&self) -> u64 {
+        ["ambient.db", "ambient.db-wal"]
+            .iter()
+            .filter_map(|name| std::fs::metadata(self.dir.join(name)).ok())
+            .map(|metadata| metadata.len())
+            .sum()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
