@@ -252,3 +252,59 @@ fn issue_17_federated_assertions_arbitrary_or_mutated_are_refused_in_oauth_shape
         }
     });
 }
+
+#[test]
+fn issue_17_a_wrong_secret_costs_the_same_for_an_unknown_client_as_for_a_known_one() {
+    // Goal: `check_secret` does the same work (one HMAC of the presented secret) whether the
+    // client id is unknown or a known client with one secret, so the time a wrong secret takes
+    // does not tell whether the client exists. Method: batches of attempts of both kinds,
+    // interleaved (the order swapped each round) so machine noise hits both alike, with a
+    // 4 KiB wrong secret so the HMAC outweighs the rest of the function; the medians of the
+    // batch times must be within 1.5x of each other. Without the dummy work for unknown
+    // clients the unknown batches are several times faster.
+    const ROUNDS: usize = 301;
+    const ATTEMPTS_PER_BATCH: usize = 40;
+    let runtime = runtime();
+    let harness = runtime.block_on(Harness::start());
+    let state = harness.state();
+    let known = runtime.block_on(state.directory.client(&harness.admin_app_id)).unwrap();
+    let known = known.as_deref();
+    assert_eq!(known.map(|entry| entry.secrets.len()), Some(1));
+    let unknown_id = domain::Guid::new_random().to_string();
+    let unknown = runtime.block_on(state.directory.client(&unknown_id)).unwrap();
+    assert!(unknown.is_none());
+    let wrong_secret = "w".repeat(4096);
+    let now = state.clock.now();
+    let batch = |entry: Option<&crate::directory::ClientEntry>, client_id: &str| {
+        let started = std::time::Instant::now();
+        for _ in 0..ATTEMPTS_PER_BATCH {
+            let refused = super::check_secret(state, entry, client_id, &wrong_secret, now);
+            assert_eq!(std::hint::black_box(refused).unwrap_err().code, 7000215);
+        }
+        started.elapsed()
+    };
+    let (mut known_times, mut unknown_times) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        if round % 2 == 0 {
+            known_times.push(batch(known, &harness.admin_app_id));
+            unknown_times.push(batch(None, &unknown_id));
+        } else {
+            unknown_times.push(batch(None, &unknown_id));
+            known_times.push(batch(known, &harness.admin_app_id));
+        }
+    }
+    let median = |times: &mut Vec<std::time::Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let (known_median, unknown_median) = (median(&mut known_times), median(&mut unknown_times));
+    let (larger, smaller) = if known_median > unknown_median {
+        (known_median, unknown_median)
+    } else {
+        (unknown_median, known_median)
+    };
+    assert!(
+        larger.as_secs_f64() < 1.5 * smaller.as_secs_f64(),
+        "median batch: known client {known_median:?}, unknown client {unknown_median:?}"
+    );
+}
