@@ -3,6 +3,7 @@
 //! listeners shaped as the Azure SDKs send them.
 
 mod fake;
+mod query_props;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

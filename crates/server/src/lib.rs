@@ -23,6 +23,8 @@ mod keyvault;
 mod layers;
 mod state;
 mod sts;
+#[cfg(test)]
+mod testing;
 mod time_format;
 mod tls;
 

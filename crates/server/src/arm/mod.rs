@@ -11,6 +11,8 @@
 mod activity;
 mod catalog;
 mod deployments;
+#[cfg(test)]
+mod hostile_bodies;
 pub mod metadata;
 mod rbac;
 mod resources;

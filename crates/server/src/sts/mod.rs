@@ -12,6 +12,8 @@
 //! 429 with `Retry-After` (AADSTS50196) until the window ends.
 
 mod federation;
+#[cfg(test)]
+mod tests;
 mod throttle;
 
 pub use crate::sts::throttle::Throttle;
