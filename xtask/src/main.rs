@@ -1,8 +1,10 @@
 //! Repository automation: `cargo xtask ci` runs everything CI runs (format, lints, the
 //! dependency checks of `cargo xtask tidy`, the tidy tests and every test, PostgreSQL included).
 //! Green here means green in CI.
+//! `cargo xtask bench [--quick]` runs every benchmark and writes `docs/benchmarks-report.md`.
 //! `cargo xtask gen-roles` regenerates the `rbac` crate's table of Azure built-in roles.
 
+mod bench;
 mod gen_roles;
 mod layering;
 mod tidy;
@@ -19,6 +21,14 @@ fn main() -> std::process::ExitCode {
         Some("ci") => ci(args.iter().any(|arg| arg == "--fast")),
         // `layering` is the command's former name.
         Some("tidy" | "layering") => tidy(),
+        Some("bench") => match &args[1..] {
+            [] => bench::bench(&root(), false),
+            [quick] if quick == "--quick" => bench::bench(&root(), true),
+            _ => {
+                eprintln!("usage: cargo xtask bench [--quick]");
+                return std::process::ExitCode::from(2);
+            }
+        },
         Some("gen-roles") => match gen_roles_options(&args[1..]) {
             Some(options) => gen_roles::gen_roles(&options, &root().join(gen_roles::OUTPUT_PATH)),
             None => {
@@ -27,7 +37,9 @@ fn main() -> std::process::ExitCode {
             }
         },
         _ => {
-            eprintln!("usage: cargo xtask ci [--fast] | tidy | gen-roles ...\n{GEN_ROLES_USAGE}");
+            eprintln!(
+                "usage: cargo xtask ci [--fast] | tidy | bench [--quick] | gen-roles ...\n{GEN_ROLES_USAGE}"
+            );
             return std::process::ExitCode::from(2);
         }
     };

@@ -156,6 +156,9 @@ async fn bench(binary: &str) {
     println!("IMDS probe answer (baseline):   {:8.0} req/s  p99 {:6.2} ms", probe.0, probe.1);
     println!("IMDS cached token:              {:8.0} req/s  p99 {:6.2} ms", cached.0, cached.1);
     println!("  ratio cached / probe:         {:8.2} (target >= 0.6)", cached.0 / probe.0);
+    figure("imds.probe", probe.0, "per_s");
+    figure("imds.cached", cached.0, "per_s");
+    figure("imds.cached_p99", cached.1, "ms");
     for (selector, kept, new) in &attestation {
         println!(
             "IMDS cached token, {selector} selector, keep-alive: {:8.0} req/s against {:8.0} without selectors: ratio {:.2}",
@@ -169,6 +172,10 @@ async fn bench(binary: &str) {
             new.0.0,
             new.1.0 / new.0.0
         );
+        figure(&format!("attestation.{selector}.kept"), kept.1.0, "per_s");
+        figure(&format!("attestation.{selector}.kept_baseline"), kept.0.0, "per_s");
+        figure(&format!("attestation.{selector}.new"), new.1.0, "per_s");
+        figure(&format!("attestation.{selector}.new_baseline"), new.0.0, "per_s");
     }
     println!(
         "IMDS cache miss (agent + server issuance): p50 {:.2} ms, p99 {:.2} ms over {MISSES} requests",
@@ -181,6 +188,11 @@ async fn bench(binary: &str) {
     );
     println!("Key Vault get secret:               {:8.0} req/s  p99 {:6.2} ms", secret.0, secret.1);
     println!("  ratio get secret / healthz:       {:8.2} (target >= 0.5)", secret.0 / healthz.0);
+    figure("imds.miss_p50", misses[MISSES / 2].as_secs_f64() * 1000.0, "ms");
+    figure("imds.miss_p99", misses[MISSES * 99 / 100].as_secs_f64() * 1000.0, "ms");
+    figure("vault.healthz", healthz.0, "per_s");
+    figure("vault.get_secret", secret.0, "per_s");
+    figure("vault.get_secret_p99", secret.1, "ms");
 }
 
 /// One kind of request under load.
@@ -261,4 +273,9 @@ async fn load(target: &Target<'_>, window: Duration) -> Vec<Duration> {
         latencies.extend(worker.await.expect("worker"));
     }
     latencies
+}
+
+/// One machine-readable line per figure, which `cargo xtask bench` reads.
+fn figure(name: &str, value: f64, unit: &str) {
+    println!("BENCH {name}={value} unit={unit}");
 }

@@ -98,6 +98,8 @@ fn main() {
     println!("  one node (core 0):                       {one:>8.0} tokens/s");
     println!("  two nodes (cores 0 and 1, one database): {two:>8.0} tokens/s");
     println!("  ratio two / one: {:.2}", two / one);
+    figure("nodes.one", one, "per_s");
+    figure("nodes.two", two, "per_s");
     drop((node_a, node_b));
 }
 
@@ -145,4 +147,9 @@ async fn load(nodes: &[SocketAddr], ca: &[u8], tenant: &str, admin: &Value) -> f
     }
     assert_eq!(failed.load(Ordering::Relaxed), 0, "failed token requests");
     done.load(Ordering::Relaxed) as f64 / LOAD_TIME.as_secs_f64()
+}
+
+/// One machine-readable line per figure, which `cargo xtask bench` reads.
+fn figure(name: &str, value: f64, unit: &str) {
+    println!("BENCH {name}={value} unit={unit}");
 }

@@ -176,6 +176,12 @@ async fn soak() -> bool {
             at(99),
             errors.len()
         );
+        let kind = format!("{kind:?}").to_lowercase();
+        figure(&format!("soak.{kind}.requests"), latencies.len() as f64, "count");
+        figure(&format!("soak.{kind}.rate"), latencies.len() as f64 / elapsed, "per_s");
+        figure(&format!("soak.{kind}.p50"), at(50), "ms");
+        figure(&format!("soak.{kind}.p99"), at(99), "ms");
+        figure(&format!("soak.{kind}.errors"), errors.len() as f64, "count");
         if let Some(first) = errors.first() {
             println!("  first error: {first}");
         }
@@ -202,6 +208,18 @@ async fn soak() -> bool {
         );
     }
     let flat = last <= second * 1.10;
+    figure("soak.secs", secs as f64, "s");
+    figure("soak.rss_window", window as f64, "s");
+    figure("soak.rss_second", mib(second), "MiB");
+    figure("soak.rss_last", mib(last), "MiB");
+    figure("soak.rss_peak", mib(rss.iter().copied().max().unwrap_or(0) as f64), "MiB");
+    figure("soak.rss_after", mib(rss_after as f64), "MiB");
+    figure("soak.errors", error_total as f64, "count");
     println!("goals: errors {error_total} (goal 0); memory flat: {flat}");
     error_total > 0 || !flat
+}
+
+/// One machine-readable line per figure, which `cargo xtask bench` reads.
+fn figure(name: &str, value: f64, unit: &str) {
+    println!("BENCH {name}={value} unit={unit}");
 }

@@ -127,6 +127,13 @@ fn main() {
         println!("decision with 10 assignments:      {small_rate:9.0} per second");
         println!("decision with 100,000 assignments: {large_rate:9.0} per second");
         println!("ratio (100,000 / 10):              {:9.2} (1.0 = no growth)", large_rate / small_rate);
+        figure("authorization.small", small_rate, "per_s");
+        figure("authorization.large", large_rate, "per_s");
     });
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One machine-readable line per figure, which `cargo xtask bench` reads.
+fn figure(name: &str, value: f64, unit: &str) {
+    println!("BENCH {name}={value} unit={unit}");
 }

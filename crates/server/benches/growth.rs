@@ -123,6 +123,16 @@ fn report(backend: &str, rows: &[(u64, Measured)]) {
         print!("{:>22}", format!("{:.1} s", measured.fill.as_secs_f64()));
     }
     println!();
+    for (size, measured) in rows {
+        for (label, median, _) in &measured.operations {
+            let name = slug(label);
+            let value = median.as_secs_f64() * 1e6;
+            println!("BENCH growth.{backend}.{name}.{size}={value} unit=us label={label}");
+        }
+        let start_up = measured.start_up.as_secs_f64() * 1e3;
+        figure(&format!("growth.{backend}.start_up.{size}"), start_up, "ms");
+        figure(&format!("growth.{backend}.fill.{size}"), measured.fill.as_secs_f64(), "s");
+    }
 }
 
 async fn start(dir: &Path, database: Option<&str>) -> server::RunningServer {
@@ -491,4 +501,19 @@ fn fill_statements(prefix: &str, series: &str) -> Vec<String> {
             "t.name_key = 'probe'",
         ),
     ]
+}
+
+/// One machine-readable line per figure, which `cargo xtask bench` reads.
+fn figure(name: &str, value: f64, unit: &str) {
+    println!("BENCH {name}={value} unit={unit}");
+}
+
+/// An operation's name as a figure's name: lower case, words joined by `_`.
+fn slug(label: &str) -> String {
+    let words: Vec<String> = label
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    words.join("_")
 }

@@ -334,4 +334,19 @@ async fn run(deployment: Arc<Deployment>, pid: u32, count: usize) {
         latencies[count * 99 / 100].as_secs_f64() * 1e3,
         latencies[count - 1].as_secs_f64() * 1e3
     );
+    let prefix = format!("hosts.{count}");
+    figure(&format!("{prefix}.setup"), setup.as_secs_f64(), "s");
+    figure(&format!("{prefix}.rss_before"), mib(rss_before), "MiB");
+    figure(&format!("{prefix}.rss_after"), mib(rss_after), "MiB");
+    figure(&format!("{prefix}.cpu_idle"), idle_cpu * 100.0, "percent_core");
+    figure(&format!("{prefix}.cpu_watching"), watching_cpu * 100.0, "percent_core");
+    figure(&format!("{prefix}.delete"), deleted_after.as_secs_f64() * 1e3, "ms");
+    figure(&format!("{prefix}.seen_p50"), latencies[count / 2].as_secs_f64() * 1e3, "ms");
+    figure(&format!("{prefix}.seen_p99"), latencies[count * 99 / 100].as_secs_f64() * 1e3, "ms");
+    figure(&format!("{prefix}.seen_last"), latencies[count - 1].as_secs_f64() * 1e3, "ms");
+}
+
+/// One machine-readable line per figure, which `cargo xtask bench` reads.
+fn figure(name: &str, value: f64, unit: &str) {
+    println!("BENCH {name}={value} unit={unit}");
 }

@@ -47,6 +47,8 @@ fn orchestrate() {
     );
     println!("ratio:                     {:8.2} (target >= 0.85)", one.rate / one.baseline);
     println!("ratio per round:           {}", one.rounds.join(", "));
+    figure("issuance.signing", one.baseline, "per_s");
+    figure("issuance.tokens", one.rate, "per_s");
     if cores < 2 {
         println!("two cores: not measured (this machine has one)");
         return;
@@ -59,6 +61,8 @@ fn orchestrate() {
         two.baseline,
         two.baseline / one.baseline
     );
+    figure("issuance.two_cores.signing", two.baseline, "per_s");
+    figure("issuance.two_cores.tokens", two.rate, "per_s");
 }
 
 /// One configuration's mean rates over [`ROUNDS`] turns of baseline and load.
@@ -242,4 +246,9 @@ fn bare_signing_rate(threads: usize) -> f64 {
         })
         .collect();
     rates.into_iter().map(|handle| handle.join().expect("signer")).sum()
+}
+
+/// One machine-readable line per figure, which `cargo xtask bench` reads.
+fn figure(name: &str, value: f64, unit: &str) {
+    println!("BENCH {name}={value} unit={unit}");
 }
