@@ -66,9 +66,12 @@ async fn bench(binary: &str) {
         (&dev.url, &scene.endpoint, &scene.vault_uri, &scene.vault_token);
     let http =
         reqwest::Client::builder().pool_max_idle_per_host(CONNECTIONS).build().expect("client");
-    let token_url = format!(
-        "{endpoint}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net"
-    );
+    let token_url_at = |endpoint: &str| {
+        format!(
+            "{endpoint}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net"
+        )
+    };
+    let token_url = token_url_at(endpoint);
     let probe_url = format!("{endpoint}/metadata/identity/oauth2/token");
 
     let imds = |client, url, status, requests_max| Target {
@@ -103,7 +106,7 @@ async fn bench(binary: &str) {
             )
             .await;
         let endpoint = dev.endpoint_of(&scene.arm_token, vm["id"].as_str().expect("id")).await;
-        selected.push(token_url.replacen(endpoint_base(&token_url), &endpoint, 1));
+        selected.push(token_url_at(&endpoint));
     }
     let fresh = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("client");
     let mut attestation = Vec::new();
@@ -204,12 +207,6 @@ struct Target<'a> {
     status: u16,
     /// Requests counted at most per window.
     requests_max: u64,
-}
-
-/// `http://IP:PORT` of a listener's URL.
-fn endpoint_base(url: &str) -> &str {
-    let path = url["http://".len()..].find('/').expect("a path") + "http://".len();
-    &url[..path]
 }
 
 /// Requests per second and p99 latency (ms) of `baseline` and of `subject`, each measured in
