@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+/// Kibibytes of page cache per connection (see `open_with`).
+const PAGE_CACHE_KIB: u32 = 1024;
+
 /// Counts the tables named `$1`.
 const TABLE_EXISTS: &str = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1";
 
@@ -35,7 +38,13 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // Each connection's page cache: SQLite's default is 2,000 KiB, which the four
+            // connections fill over minutes of load to 8 MiB above the idle footprint. In WAL
+            // mode a connection drops its cache whenever another connection has committed, so
+            // under writes the larger cache rarely serves a second read, and the operating
+            // system's page cache holds the file anyway.
+            .pragma("cache_size", format!("-{PAGE_CACHE_KIB}"));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(10))
@@ -66,3 +75,33 @@ impl SqliteStore {
 }
 
 crate::sql::store_impl!(SqliteStore, sqlx::Sqlite, "sqlite");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_pooled_connection_has_the_bounded_page_cache() {
+        let dir = std::env::temp_dir().join(format!(
+            "ambient-store-cache-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("ambient.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        // Hold every connection of the pool at once, so each is asked.
+        let mut connections = Vec::new();
+        for _ in 0..4 {
+            connections.push(store.pool.acquire().await.unwrap());
+        }
+        for connection in &mut connections {
+            let (pages,): (i64,) =
+                sqlx::query_as("PRAGMA cache_size").fetch_one(&mut **connection).await.unwrap();
+            assert_eq!(pages, -i64::from(PAGE_CACHE_KIB), "negative: a size in KiB");
+        }
+        drop(connections);
+        store.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
