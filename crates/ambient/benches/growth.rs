@@ -1,19 +1,25 @@
-//! How the per-request cost grows with the data: token issuance, an ARM `GET` of one resource,
-//! an ARM list of a resource group (its first page of ten, so every size answers the same
-//! amount), and a Key Vault `get` (which also checks
-//! the caller's role assignments), each measured at several table sizes on SQLite and on
-//! PostgreSQL, and reported as the ratio of each size's cost to the smallest size's cost in the
-//! same run (goal: within 1.5x from 10 to 1,000,000 rows). Start-up to ready is reported too.
+//! How the per-request cost grows with the data: token issuance, a cached and an uncached
+//! metadata-endpoint (IMDS) token, an ARM `GET` of one resource, an ARM list of a resource group
+//! (its first page of ten, so every size answers the same amount), and a Key Vault `get` (which
+//! also checks the caller's role assignments), each measured at several table sizes on SQLite
+//! and on PostgreSQL, and reported as the ratio of each size's cost to the smallest size's cost
+//! in the same run (goal: within 1.5x from 10 to 1,000,000 rows). Start-up to ready is reported
+//! too.
 //!
-//! Method: for each backend and size, a fresh server (in this process, on a two-thread runtime)
-//! gets one real principal, user-assigned identity, role assignment and secret through its API;
-//! it is stopped, and the tables of principals, resources (all in the probe's resource group),
-//! role assignments (all at the vault's scope) and secrets (all in the probe's vault) are filled
-//! to the size with copies of those rows under new keys by one `INSERT ... SELECT` each; the
-//! server starts again on the same data and each operation runs 300 times in sequence on one
-//! keep-alive connection after 30 warm-up requests. The median and mean latencies are printed.
+//! Method: for each backend and size, a fresh server and its local agent (in this process, on a
+//! two-thread runtime, as `ambient dev` runs them) get one real principal, user-assigned
+//! identity `probe` (attached to a VM on the agent's host), role assignment and secret through
+//! the API; they are stopped, and the tables of principals, resources (all in the probe's
+//! resource group), role assignments (all at the vault's scope) and secrets (all in the probe's
+//! vault) are filled to the size with copies of those rows under new keys by one
+//! `INSERT ... SELECT` each; server and agent start again on the same data and each operation
+//! runs 300 times in sequence on one keep-alive connection after 30 warm-up requests. The IMDS
+//! requests ask for `probe`'s token by its client id: the cached one for the same audience each
+//! time (the agent answers from its cache), the uncached one for a new audience each time (the
+//! agent asks the server, which checks placement and attachment and signs). The median and mean
+//! latencies are printed.
 //!
-//! Run with `cargo bench -p server --bench growth`. `AMBIENT_GROWTH_SIZES` (default
+//! Run with `cargo bench -p ambient --bench growth`. `AMBIENT_GROWTH_SIZES` (default
 //! `10,10000,1000000`) and `AMBIENT_GROWTH_BACKENDS` (default `sqlite,postgres`) narrow the run.
 //! PostgreSQL comes from `test-postgres` (a throwaway server, or `AMBIENT_TEST_DATABASE_URL`).
 
@@ -135,7 +141,22 @@ fn report(backend: &str, rows: &[(u64, Measured)]) {
     }
 }
 
-async fn start(dir: &Path, database: Option<&str>) -> server::RunningServer {
+/// A server and its local agent, as `ambient dev` runs them.
+struct Running {
+    server: server::RunningServer,
+    agent: agent::RunningAgent,
+}
+
+impl Running {
+    async fn shutdown(self) {
+        self.agent.shutdown().await;
+        self.server.shutdown().await;
+    }
+}
+
+/// The server on `dir` and `database`, then the agent of host `local` enrolled with it; ready
+/// when both are.
+async fn start(dir: &Path, database: Option<&str>) -> Running {
     let settings = server::Settings {
         data_dir: Some(dir.to_owned()),
         listen: Some("127.0.0.1:0".to_owned()),
@@ -144,7 +165,22 @@ async fn start(dir: &Path, database: Option<&str>) -> server::RunningServer {
     };
     let config =
         server::ServerConfig::resolve(server::Mode::Server, settings, None, dir).expect("config");
-    server::start(config).await.expect("start server")
+    let server = server::start(config).await.expect("start server");
+    let token = server.join_token("local").await.expect("join token");
+    let ca = std::fs::read(server.ca_cert_path()).expect("ca");
+    let agent = agent::start(agent::AgentConfig {
+        host: Some("local".to_owned()),
+        join_token: Some(token.into()),
+        rate_limit: agent::RateLimit {
+            requests_per_second: 1_000_000,
+            burst: 1_000_000,
+            concurrent: 1024,
+        },
+        ..agent::AgentConfig::new(vec![server.local_url()], ca, dir.join("agent-local"))
+    })
+    .await
+    .expect("start agent");
+    Running { server, agent }
 }
 
 /// What one running server needs to be called.
@@ -202,6 +238,29 @@ impl Client {
         format!("/subscriptions/{}/resourceGroups/growth", self.subscription)
     }
 
+    /// The metadata listener of compute resource `resource_id`, once its agent reports it.
+    async fn endpoint_of(&self, token: &str, resource_id: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let answer: Value = self
+                .http
+                .get(format!("{}/hosting/endpoints", self.base))
+                .query(&[("resourceId", resource_id)])
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("endpoints")
+                .json()
+                .await
+                .expect("endpoints json");
+            if let Some(endpoint) = answer["endpoint"].as_str() {
+                return endpoint.to_owned();
+            }
+            assert!(Instant::now() < deadline, "no metadata endpoint for {resource_id}: {answer}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn arm(&self, token: &str, method: reqwest::Method, path: &str, body: Value) -> Value {
         let separator = if path.contains('?') { '&' } else { '?' };
         let response = self
@@ -228,12 +287,26 @@ async fn measure(size: u64, database: Option<String>) -> Measured {
     ));
     std::fs::create_dir_all(&dir).expect("data dir");
     let running = start(&dir, database.as_deref()).await;
-    let client = Client::new(&running, &dir);
+    let client = Client::new(&running.server, &dir);
     let token = client.token(MANAGEMENT).await;
     let group = client.group();
     client.arm(&token, reqwest::Method::PUT, &group, json!({"location": "westus"})).await;
     let probe = format!("{group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/probe");
-    client.arm(&token, reqwest::Method::PUT, &probe, json!({"location": "westus"})).await;
+    let identity =
+        client.arm(&token, reqwest::Method::PUT, &probe, json!({"location": "westus"})).await;
+    let probe_client_id = identity["properties"]["clientId"].as_str().expect("clientId").to_owned();
+    let vm = format!("{group}/providers/Microsoft.Compute/virtualMachines/growth-vm");
+    client
+        .arm(
+            &token,
+            reqwest::Method::PUT,
+            &vm,
+            json!({"location": "westus", "identity": {
+                "type": "UserAssigned",
+                "userAssignedIdentities": {probe.clone(): {}},
+            }}),
+        )
+        .await;
     let vault_id = format!("{group}/providers/Microsoft.KeyVault/vaults/growthkv");
     client
         .arm(
@@ -281,7 +354,7 @@ async fn measure(size: u64, database: Option<String>) -> Measured {
     let started = Instant::now();
     let running = start(&dir, database.as_deref()).await;
     let start_up = started.elapsed();
-    let client = Client::new(&running, &dir);
+    let client = Client::new(&running.server, &dir);
     let token = client.token(MANAGEMENT).await;
     let vault = client.arm(&token, reqwest::Method::GET, &vault_id, Value::Null).await;
     let uri = vault["properties"]["vaultUri"].as_str().expect("vaultUri").to_owned();
@@ -300,9 +373,31 @@ async fn measure(size: u64, database: Option<String>) -> Measured {
         ("client_secret", client.secret.as_str()),
         ("scope", MANAGEMENT),
     ];
+    let endpoint = client.endpoint_of(&token, &vm).await;
+    let plain =
+        reqwest::Client::builder().no_proxy().pool_max_idle_per_host(1).build().expect("client");
+    let imds = |resource: &str| {
+        plain
+            .get(format!("{endpoint}/metadata/identity/oauth2/token"))
+            .query(&[
+                ("api-version", "2018-02-01"),
+                ("resource", resource),
+                ("client_id", probe_client_id.as_str()),
+            ])
+            .header("Metadata", "true")
+    };
     let mut operations = Vec::new();
     let issuance = time(|| client.http.post(&token_url).form(&form)).await;
     operations.push(("token issuance", issuance.0, issuance.1));
+    let cached = time(|| imds("https://management.azure.com/")).await;
+    operations.push(("IMDS cached token", cached.0, cached.1));
+    let audiences = std::cell::Cell::new(0u32);
+    let uncached = time(|| {
+        audiences.set(audiences.get() + 1);
+        imds(&format!("https://growth-{}.example", audiences.get()))
+    })
+    .await;
+    operations.push(("IMDS uncached token", uncached.0, uncached.1));
     let get =
         time(|| client.http.get(format!("{}{probe}?{API}", client.base)).bearer_auth(&token)).await;
     operations.push(("ARM GET one resource", get.0, get.1));

@@ -8,7 +8,8 @@
 //! Method: `ambient dev` runs pinned to core 0, this process pinned to core 1 with 16
 //! keep-alive connections shared among the kinds. `AMBIENT_SOAK_SECS` sets the duration
 //! (default 600; with less than 180 the windows compared are a sixth of the run each instead
-//! of minutes). Run with `cargo bench -p ambient --bench soak`.
+//! of minutes). `AMBIENT_SOAK_WRITE_PAUSE_MS` sets the writer's pause between writes (default
+//! 100). Run with `cargo bench -p ambient --bench soak`.
 
 // Each bench uses a part of what the benches share.
 #[allow(dead_code)]
@@ -24,7 +25,8 @@ use crate::common::{Dev, rss_bytes};
 
 /// Requests sent at most, over all kinds.
 const REQUESTS_MAX: u64 = 20_000_000;
-/// Pause between two ARM writes of the one writing connection.
+/// Pause between two ARM writes of the one writing connection, unless
+/// `AMBIENT_SOAK_WRITE_PAUSE_MS` says otherwise.
 const WRITE_PAUSE: Duration = Duration::from_millis(100);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +65,11 @@ async fn soak() -> bool {
         .and_then(|text| text.parse().ok())
         .unwrap_or(600)
         .max(12);
+    let write_pause = std::env::var("AMBIENT_SOAK_WRITE_PAUSE_MS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .map_or(WRITE_PAUSE, Duration::from_millis);
+    let window = if secs >= 180 { 60 } else { (secs / 6) as usize };
     let dev = Dev::start(env!("CARGO_BIN_EXE_ambient"), "0", "soak");
     let scene = Arc::new(dev.scene().await);
     let plain = reqwest::Client::builder()
@@ -125,7 +132,7 @@ async fn soak() -> bool {
                     }
                     latencies.push(begun.elapsed());
                     if kind == Kind::ArmWrite {
-                        tokio::time::sleep(WRITE_PAUSE).await;
+                        tokio::time::sleep(write_pause).await;
                     }
                 }
                 (kind, latencies, errors)
@@ -135,11 +142,11 @@ async fn soak() -> bool {
     // The server's RSS, once a second, until the load ends.
     let pid = dev.pid();
     let mut rss = Vec::new();
-    let mut minutes = Vec::new();
+    let mut windows = Vec::new();
     while Instant::now() < deadline {
         rss.push(rss_bytes(pid));
-        if rss.len() % 60 == 0 {
-            minutes.push((rss.len() / 60, rss[rss.len() - 1], dev.database_bytes()));
+        if rss.len() % window == 0 {
+            windows.push((rss.len(), memory_parts(pid), dev.database_bytes()));
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -187,7 +194,6 @@ async fn soak() -> bool {
         }
         error_total += errors.len();
     }
-    let window = if secs >= 180 { 60 } else { (secs / 6) as usize };
     let mean = |samples: &[u64]| samples.iter().sum::<u64>() as f64 / samples.len().max(1) as f64;
     let second = mean(rss.get(window..2 * window).unwrap_or_default());
     let last = mean(&rss[rss.len().saturating_sub(window)..]);
@@ -200,12 +206,17 @@ async fn soak() -> bool {
         mib(rss.iter().copied().max().unwrap_or(0) as f64),
         mib(rss_after as f64)
     );
-    for (minute, rss, database) in minutes {
+    for (second, (anonymous, file), database) in windows {
         println!(
-            "  minute {minute:>3}: server RSS {:.1} MiB, database {:.1} MiB",
-            mib(rss as f64),
+            "  at {second:>4} s: server RSS {:.1} MiB ({:.1} anonymous, {:.1} file-backed), database {:.1} MiB",
+            mib((anonymous + file) as f64),
+            mib(anonymous as f64),
+            mib(file as f64),
             mib(database as f64)
         );
+        figure(&format!("soak.at.{second}.anonymous"), mib(anonymous as f64), "MiB");
+        figure(&format!("soak.at.{second}.file"), mib(file as f64), "MiB");
+        figure(&format!("soak.at.{second}.database"), mib(database as f64), "MiB");
     }
     let flat = last <= second * 1.10;
     figure("soak.secs", secs as f64, "s");
@@ -217,6 +228,19 @@ async fn soak() -> bool {
     figure("soak.errors", error_total as f64, "count");
     println!("goals: errors {error_total} (goal 0); memory flat: {flat}");
     error_total > 0 || !flat
+}
+
+/// The process's resident anonymous and file-backed bytes, from `/proc/PID/status`.
+fn memory_parts(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kib| kib * 1024)
+    };
+    (field("RssAnon:"), field("RssFile:") + field("RssShmem:"))
 }
 
 /// One machine-readable line per figure, which `cargo xtask bench` reads.

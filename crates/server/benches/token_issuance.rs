@@ -5,8 +5,15 @@
 //! in its own process on a single-threaded runtime pinned to core 0 (with everything it
 //! spawns), and a load generator pinned to core 1 keeps 16 keep-alive HTTPS connections busy
 //! posting `grant_type=client_credentials` with the bootstrap admin's secret, for a fixed time
-//! and a bounded number of requests; baseline and load take turns three times. The server is
-//! stopped by its pid at the end. Run with `cargo bench -p server --bench token_issuance`.
+//! and a bounded number of requests; baseline and load take turns five times. The server is
+//! stopped by its pid at the end.
+//!
+//! Then, on a machine with two cores or more, the same with the server on a two-thread runtime
+//! on cores 0 and 1 (goal: 1.8x the one-core rate). The load generator then shares those cores,
+//! so the bench also reads the CPU time the server and the load generator used (`/proc/PID/stat`)
+//! and prints the server's tokens per CPU second on two cores against one, and the rate two
+//! cores of its own would give at that efficiency. Run with
+//! `cargo bench -p server --bench token_issuance`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +24,7 @@ const LOAD_TIME: Duration = Duration::from_secs(3);
 const WARMUP: Duration = Duration::from_secs(1);
 /// Baseline and load are measured in turn this many times each, so that other load on the
 /// machine weighs on both alike.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 const CONNECTIONS: usize = 16;
 const REQUESTS_MAX: u64 = 200_000;
 
@@ -26,10 +33,18 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("--baseline") => println!("{}", bare_signing_rate(threads(args.get(2)))),
         Some("--serve") => serve(std::path::Path::new(&args[2]), threads(args.get(3))),
-        Some("--load") => println!(
-            "{}",
-            load(&args[2], &args[3], &args[4], &args[5], std::path::Path::new(&args[6]))
-        ),
+        Some("--load") => {
+            let server_pid: u32 = args[7].parse().expect("server pid");
+            let load = load(
+                &args[2],
+                &args[3],
+                &args[4],
+                &args[5],
+                std::path::Path::new(&args[6]),
+                server_pid,
+            );
+            println!("{} {} {}", load.rate, load.server_cpu, load.load_cpu);
+        }
         _ => orchestrate(),
     }
 }
@@ -47,8 +62,16 @@ fn orchestrate() {
     );
     println!("ratio:                     {:8.2} (target >= 0.85)", one.rate / one.baseline);
     println!("ratio per round:           {}", one.rounds.join(", "));
+    println!(
+        "cores kept busy:           server {:.2}, load generator {:.2}; {:.0} tokens per server CPU second",
+        one.server_cpu,
+        one.load_cpu,
+        one.per_server_core()
+    );
     figure("issuance.signing", one.baseline, "per_s");
     figure("issuance.tokens", one.rate, "per_s");
+    figure("issuance.server_cpu", one.server_cpu, "cores");
+    figure("issuance.load_cpu", one.load_cpu, "cores");
     if cores < 2 {
         println!("two cores: not measured (this machine has one)");
         return;
@@ -61,15 +84,46 @@ fn orchestrate() {
         two.baseline,
         two.baseline / one.baseline
     );
+    // The load generator shares the two cores, so the server cannot have both; what it does with
+    // the CPU it gets shows how it would scale with cores of its own.
+    println!(
+        "two cores kept busy: server {:.2}, load generator {:.2}; {:.0} tokens per server CPU second ({:.2} of one core's), {:.0} tokens/s if the server had both cores ({:.2}x one core)",
+        two.server_cpu,
+        two.load_cpu,
+        two.per_server_core(),
+        two.per_server_core() / one.per_server_core(),
+        2.0 * two.per_server_core(),
+        2.0 * two.per_server_core() / one.rate
+    );
     figure("issuance.two_cores.signing", two.baseline, "per_s");
     figure("issuance.two_cores.tokens", two.rate, "per_s");
+    figure("issuance.two_cores.server_cpu", two.server_cpu, "cores");
+    figure("issuance.two_cores.load_cpu", two.load_cpu, "cores");
 }
 
 /// One configuration's mean rates over [`ROUNDS`] turns of baseline and load.
 struct Measured {
     baseline: f64,
     rate: f64,
+    /// Cores the server kept busy during the load (CPU seconds per second).
+    server_cpu: f64,
+    /// Cores the load generator kept busy.
+    load_cpu: f64,
     rounds: Vec<String>,
+}
+
+impl Measured {
+    /// Tokens per CPU second of the server.
+    fn per_server_core(&self) -> f64 {
+        self.rate / self.server_cpu
+    }
+}
+
+/// What one load run measured after its warm-up.
+struct Load {
+    rate: f64,
+    server_cpu: f64,
+    load_cpu: f64,
 }
 
 fn measure(server_cores: &str, load_cores: &str, threads: usize) -> Measured {
@@ -106,12 +160,14 @@ fn measure(server_cores: &str, load_cores: &str, threads: usize) -> Measured {
         serde_json::from_slice(&std::fs::read(dir.join("admin.json")).expect("admin.json"))
             .expect("admin json");
     let secret = admin["password"].as_str().expect("password");
-    let (mut baselines, mut rates) = (Vec::new(), Vec::new());
+    let (mut baselines, mut rates, mut server_cpu, mut load_cpu) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         baselines.push(baseline_rate());
         let output = pinned(load_cores)
             .args(["--load", base_url, tenant, app_id, secret])
             .arg(dir.join("ca.pem"))
+            .arg(server.id().to_string())
             .output()
             .expect("run load");
         assert!(
@@ -119,7 +175,12 @@ fn measure(server_cores: &str, load_cores: &str, threads: usize) -> Measured {
             "load failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        rates.push(String::from_utf8_lossy(&output.stdout).trim().parse::<f64>().expect("rate"));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let values: Vec<f64> =
+            stdout.split_whitespace().map(|value| value.parse().expect("load figure")).collect();
+        rates.push(values[0]);
+        server_cpu.push(values[1]);
+        load_cpu.push(values[2]);
     }
     let _ = server.kill();
     let _ = server.wait();
@@ -130,7 +191,26 @@ fn measure(server_cores: &str, load_cores: &str, threads: usize) -> Measured {
         .zip(&rates)
         .map(|(baseline, rate)| format!("{:.2}", rate / baseline))
         .collect();
-    Measured { baseline: mean(&baselines), rate: mean(&rates), rounds }
+    Measured {
+        baseline: mean(&baselines),
+        rate: mean(&rates),
+        server_cpu: mean(&server_cpu),
+        load_cpu: mean(&load_cpu),
+        rounds,
+    }
+}
+
+/// CPU seconds (user and system, all threads) that process `pid` has used, from
+/// `/proc/PID/stat` in clock ticks of 1/100 s (Linux's fixed `USER_HZ`).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').expect("stat format").1.split_whitespace().collect();
+    // utime and stime are the 14th and 15th fields of the line, 12th and 13th after `)`.
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    ticks as f64 / 100.0
 }
 
 fn read_line(child: &mut std::process::Child) -> String {
@@ -170,14 +250,16 @@ fn serve(dir: &std::path::Path, threads: usize) {
 }
 
 /// Keeps `CONNECTIONS` requests in flight for `LOAD_TIME` (bounded by `REQUESTS_MAX`) and
-/// returns tokens per second after the warm-up.
+/// returns tokens per second after the warm-up, with the cores the server (`server_pid`) and
+/// this process kept busy meanwhile.
 fn load(
     base_url: &str,
     tenant: &str,
     app_id: &str,
     secret: &str,
     ca_path: &std::path::Path,
-) -> f64 {
+    server_pid: u32,
+) -> Load {
     let ca = std::fs::read(ca_path).expect("ca.pem");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -199,6 +281,7 @@ fn load(
         ]);
         let counted = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
+        let own_pid = std::process::id();
         let mut workers = Vec::new();
         for _ in 0..CONNECTIONS {
             let (client, url, form, counted) =
@@ -221,10 +304,18 @@ fn load(
                 }
             }));
         }
+        tokio::time::sleep(WARMUP).await;
+        let cpu_before = (cpu_seconds(server_pid), cpu_seconds(own_pid));
         for worker in workers {
             worker.await.expect("worker");
         }
-        counted.load(Ordering::Relaxed) as f64 / (started.elapsed() - WARMUP).as_secs_f64()
+        let measured = (started.elapsed() - WARMUP).as_secs_f64();
+        let cpu_after = (cpu_seconds(server_pid), cpu_seconds(own_pid));
+        Load {
+            rate: counted.load(Ordering::Relaxed) as f64 / measured,
+            server_cpu: (cpu_after.0 - cpu_before.0) / measured,
+            load_cpu: (cpu_after.1 - cpu_before.1) / measured,
+        }
     })
 }
 

@@ -11,10 +11,13 @@ use serde_json::{Value, json};
 /// Keep-alive connections each load generator keeps busy.
 pub const CONNECTIONS: usize = 16;
 
-/// A running `ambient dev`; killed (by its pid) and its data directory removed on drop.
+/// A running `ambient dev`; killed (by its pid) and its data directory removed on drop, unless
+/// [`Dev::stop`] stopped it first.
 pub struct Dev {
     child: Child,
     dir: std::path::PathBuf,
+    /// Whether drop removes the data directory.
+    owns_dir: bool,
     pub url: String,
     pub tenant: String,
     pub subscription: String,
@@ -27,7 +30,9 @@ impl Drop for Dev {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -48,7 +53,25 @@ impl Dev {
     /// Starts `binary dev` pinned to `cores` (a `taskset -c` list) and waits until it is ready.
     pub fn start(binary: &str, cores: &str, name: &str) -> Dev {
         let dir = std::env::temp_dir().join(format!("ambient-bench-{name}-{}", std::process::id()));
-        let mut child = Command::new("taskset")
+        let mut dev = Dev::start_in(binary, cores, &dir, None);
+        dev.owns_dir = true;
+        dev
+    }
+
+    /// Starts `binary dev` on the data directory `dir` (kept on drop; created when missing) and
+    /// the database `database` (`None`: SQLite in `dir`), pinned to `cores`.
+    pub fn start_in(
+        binary: &str,
+        cores: &str,
+        dir: &std::path::Path,
+        database: Option<&str>,
+    ) -> Dev {
+        let dir = dir.to_owned();
+        let mut command = Command::new("taskset");
+        if let Some(url) = database {
+            command.env("AMBIENT_DATABASE_URL", url);
+        }
+        let mut child = command
             .args([
                 "-c",
                 cores,
@@ -99,6 +122,7 @@ impl Dev {
         Dev {
             child,
             dir,
+            owns_dir: false,
             url,
             tenant: var("AMBIENT_TENANT_ID"),
             subscription: var("AMBIENT_SUBSCRIPTION_ID"),
@@ -118,6 +142,17 @@ impl Dev {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Stops the server as Ctrl-C would (SIGINT by its pid) and waits for it, keeping its data.
+    pub fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("kill -INT");
+        assert!(status.success(), "kill -INT {}", self.child.id());
+        let _ = self.child.wait();
+        self.owns_dir = false;
     }
 
     /// The port of the server's HTTPS listener.
