@@ -24,6 +24,8 @@ pub struct Figure {
     pub unit: String,
     /// A human name, when the figure's name is made from one.
     pub label: Option<String>,
+    /// Its line in its benchmark's output, so that tables keep the benchmark's order.
+    pub order: usize,
 }
 
 /// Figures by name, from every run.
@@ -78,24 +80,46 @@ pub fn bench(root: &Path, quick: bool) -> Result<()> {
     let mut jobs: Vec<Job> = vec![
         ("server", "token_issuance", vec![]),
         ("server", "authorization", vec![]),
-        ("server", "growth", vec![("AMBIENT_GROWTH_SIZES", plan.growth_sizes.to_owned())]),
+        ("ambient", "growth", vec![("AMBIENT_GROWTH_SIZES", plan.growth_sizes.to_owned())]),
     ];
     for agents in plan.agents {
         jobs.push(("server", "hosts", vec![("AMBIENT_BENCH_AGENTS", agents.to_string())]));
     }
     jobs.extend([
+        ("ambient", "footprint", vec![]),
         ("ambient", "data_paths", vec![]),
         ("ambient", "nodes", vec![]),
         ("ambient", "soak", vec![("AMBIENT_SOAK_SECS", plan.soak_secs.to_string())]),
     ]);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    // Everything is built first, so that each run's time is its own: each package's benches as
+    // its runs will build them, and `ambient-agent`, whose idle memory `footprint` reads.
+    let build_started = Instant::now();
+    let mut builds: Vec<Vec<&str>> = Vec::new();
+    for (package, _, _) in &jobs {
+        let build = vec!["bench", "-p", package, "--no-run"];
+        if !builds.contains(&build) {
+            builds.push(build);
+        }
+    }
+    builds.push(vec!["build", "--release", "-p", "ambient-agent"]);
+    for args in &builds {
+        eprintln!("xtask: cargo {}", args.join(" "));
+        let status = Command::new(&cargo)
+            .args(args)
+            .current_dir(root)
+            .status()
+            .with_context(|| format!("run cargo {}", args.join(" ")))?;
+        anyhow::ensure!(status.success(), "cargo {} failed ({status})", args.join(" "));
+    }
+    let build = build_started.elapsed();
     let mut figures = Figures::new();
     let mut runs = Vec::new();
     for (package, bench, env) in jobs {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let mut run = Run { package, bench, env, elapsed: Duration::ZERO, success: false };
         eprintln!("xtask: {}", run.command());
         let started = Instant::now();
-        let output = Command::new(cargo)
+        let output = Command::new(&cargo)
             .args(["bench", "-p", package, "--bench", bench])
             .envs(run.env.iter().map(|(key, value)| (*key, value)))
             .current_dir(root)
@@ -124,7 +148,7 @@ pub fn bench(root: &Path, quick: bool) -> Result<()> {
         std::fs::write(charts_dir.join(file), svg(chart))
             .with_context(|| format!("write {CHARTS_DIR}/{file}"))?;
     }
-    let report = report(&machine, &runs, &figures, quick);
+    let report = report(&machine, build, &runs, &figures, quick);
     std::fs::write(root.join(REPORT_PATH), report)
         .with_context(|| format!("write {REPORT_PATH}"))?;
     eprintln!("xtask: wrote {REPORT_PATH} and {} chart(s) in {CHARTS_DIR}", charts.len());
@@ -136,7 +160,7 @@ pub fn bench(root: &Path, quick: bool) -> Result<()> {
 /// skipped, as are figures whose value is not a number.
 pub fn parse_figures(output: &str) -> Figures {
     let mut figures = Figures::new();
-    for line in output.lines() {
+    for (order, line) in output.lines().enumerate() {
         let Some(rest) = line.trim().strip_prefix("BENCH ") else { continue };
         let (rest, label) = match rest.split_once(" label=") {
             Some((rest, label)) => (rest, Some(label.trim().to_owned())),
@@ -151,7 +175,7 @@ pub fn parse_figures(output: &str) -> Figures {
             continue;
         }
         let unit = words.find_map(|word| word.strip_prefix("unit=")).unwrap_or("").to_owned();
-        figures.insert(name.to_owned(), Figure { value, unit, label });
+        figures.insert(name.to_owned(), Figure { value, unit, label, order });
     }
     figures
 }
@@ -269,10 +293,12 @@ fn backend_name(backend: &str) -> &str {
 }
 
 /// Growth with rows: per backend, each operation's label and its (size, median µs) points, in
-/// the order of the figures' names (start-up and fill time are not operations).
+/// the order the benchmark printed them (start-up and fill time are not operations).
 fn growth(figures: &Figures) -> BTreeMap<String, Vec<Operation>> {
     let mut backends: BTreeMap<String, Vec<Operation>> = BTreeMap::new();
-    for (name, figure) in figures {
+    let mut printed: Vec<(&String, &Figure)> = figures.iter().collect();
+    printed.sort_by_key(|(_, figure)| figure.order);
+    for (name, figure) in printed {
         let Some(rest) = name.strip_prefix("growth.") else { continue };
         let mut parts = rest.split('.');
         let (Some(backend), Some(operation), Some(size), None) =
@@ -332,6 +358,7 @@ fn with_unit(value: f64, unit: &str) -> String {
         "MiB" => format!("{value:.1} MiB"),
         "KiB" => format!("{value:.1} KiB"),
         "percent_core" => format!("{value:.2} % of a core"),
+        "cores" => format!("{value:.2} cores"),
         "count" => thousands(value.round() as u64),
         other => format!("{value:.2} {other}"),
     }
@@ -358,7 +385,13 @@ fn ratio(figures: &Figures, figure: &str, baseline: &str) -> String {
 }
 
 /// The report's Markdown, one sentence per line.
-pub fn report(machine: &Machine, runs: &[Run], figures: &Figures, quick: bool) -> String {
+pub fn report(
+    machine: &Machine,
+    build: Duration,
+    runs: &[Run],
+    figures: &Figures,
+    quick: bool,
+) -> String {
     let mut out = String::new();
     let mode = if quick { " --quick" } else { "" };
     let _ = writeln!(out, "# Benchmark report\n");
@@ -367,7 +400,12 @@ pub fn report(machine: &Machine, runs: &[Run], figures: &Figures, quick: bool) -
         let _ = writeln!(
             out,
             "This is a **quick run**: rows {}, agents {}, a {} s soak; its sizes are too small to show growth, it checks that every benchmark runs.",
-            QUICK.growth_sizes.replace(',', ", "),
+            QUICK
+                .growth_sizes
+                .split(',')
+                .map(|size| size.parse().map_or(size.to_owned(), thousands))
+                .collect::<Vec<_>>()
+                .join(", "),
             QUICK.agents.iter().map(u32::to_string).collect::<Vec<_>>().join(" and "),
             QUICK.soak_secs
         );
@@ -386,6 +424,11 @@ pub fn report(machine: &Machine, runs: &[Run], figures: &Figures, quick: bool) -
     let _ = writeln!(out, "| commit | {} |\n", machine.commit);
 
     let _ = writeln!(out, "## Runs\n");
+    let _ = writeln!(
+        out,
+        "Everything was built first ({:.0} s); each time below is the run alone.\n",
+        build.as_secs_f64()
+    );
     let _ = writeln!(out, "| command | time | result |\n|---|---|---|");
     for run in runs {
         let result = if run.success { "ok" } else { "failed" };
@@ -565,18 +608,90 @@ pub fn report(machine: &Machine, runs: &[Run], figures: &Figures, quick: bool) -
             writeln!(out, "![One change seen by every agent](charts/growth-hosts-change.svg)\n");
     }
 
-    let _ = writeln!(out, "## Nodes\n");
-    let _ = writeln!(out, "| measure | figure | baseline | ratio |\n|---|---|---|---|");
+    let _ = writeln!(out, "## Cores and nodes\n");
     let _ = writeln!(
         out,
-        "| client-credential tokens, two nodes on one PostgreSQL | {} | one node: {} | {} |\n",
+        "Client-credential tokens with the server on one core (load generator on the other), on two cores (the load generator shares them: this machine has no third core), and on two nodes sharing one PostgreSQL.\n"
+    );
+    let _ = writeln!(out, "| measure | figure | baseline | ratio | goal |\n|---|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| tokens, server on two cores | {} | one core: {} | {} | >= 1.8 |",
+        show(figures, "issuance.two_cores.tokens"),
+        show(figures, "issuance.tokens"),
+        ratio(figures, "issuance.two_cores.tokens", "issuance.tokens")
+    );
+    let per_cpu = |prefix: &str| -> Option<f64> {
+        let tokens = value(figures, &format!("{prefix}.tokens"))?;
+        let cpu = value(figures, &format!("{prefix}.server_cpu"))?;
+        (cpu > 0.0).then(|| tokens / cpu)
+    };
+    let (one_cpu, two_cpu) = (per_cpu("issuance"), per_cpu("issuance.two_cores"));
+    let per_cpu_text =
+        |rate: Option<f64>| rate.map_or("—".to_owned(), |rate| with_unit(rate, "per_s"));
+    let _ = writeln!(
+        out,
+        "| tokens per second of server CPU, two cores | {} | one core: {} | {} | |",
+        per_cpu_text(two_cpu),
+        per_cpu_text(one_cpu),
+        match (two_cpu, one_cpu) {
+            (Some(two), Some(one)) => format!("{:.2}", two / one),
+            _ => "—".to_owned(),
+        }
+    );
+    let _ = writeln!(
+        out,
+        "| tokens, server on two cores of its own (estimate: twice its rate per CPU second) | {} | one core: {} | {} | >= 1.8 |",
+        per_cpu_text(two_cpu.map(|rate| 2.0 * rate)),
+        show(figures, "issuance.tokens"),
+        match (two_cpu, value(figures, "issuance.tokens")) {
+            (Some(two), Some(one)) if one > 0.0 => format!("{:.2}", 2.0 * two / one),
+            _ => "—".to_owned(),
+        }
+    );
+    let _ = writeln!(
+        out,
+        "| tokens, two nodes on one PostgreSQL | {} | one node: {} | {} | |\n",
         show(figures, "nodes.two"),
         show(figures, "nodes.one"),
         ratio(figures, "nodes.two", "nodes.one")
     );
+    let _ = writeln!(
+        out,
+        "Cores kept busy on one core: server {}, load generator {}; on two cores: server {}, load generator {}.\n",
+        show(figures, "issuance.server_cpu"),
+        show(figures, "issuance.load_cpu"),
+        show(figures, "issuance.two_cores.server_cpu"),
+        show(figures, "issuance.two_cores.load_cpu")
+    );
 
     let _ = writeln!(out, "## Memory and start-up\n");
-    let _ = writeln!(out, "| measure | figure | baseline |\n|---|---|---|");
+    let _ = writeln!(out, "| measure | figure | baseline or goal |\n|---|---|---|");
+    let agent_name = figures
+        .get("footprint.agent_rss")
+        .and_then(|figure| figure.label.clone())
+        .unwrap_or_else(|| "agent".to_owned());
+    let _ = writeln!(
+        out,
+        "| `ambient server` idle, empty database | {} | goal < 64 MB |",
+        show(figures, "footprint.server_rss")
+    );
+    let _ = writeln!(
+        out,
+        "| `{agent_name}` idle, serving one VM | {} | goal < 16 MB |",
+        show(figures, "footprint.agent_rss")
+    );
+    let _ = writeln!(
+        out,
+        "| `ambient server` start-up to ready, empty data directory (first start: keys, CA) | {} | |",
+        show(figures, "footprint.server_ready")
+    );
+    let _ = writeln!(
+        out,
+        "| binaries: `ambient`, `{agent_name}` | {} | {} |",
+        show(figures, "footprint.server_binary"),
+        show(figures, "footprint.agent_binary")
+    );
     for (backend, operations) in growth(figures) {
         let mut sizes: Vec<u64> = operations
             .iter()
@@ -641,6 +756,36 @@ pub fn report(machine: &Machine, runs: &[Run], figures: &Figures, quick: bool) -
         ratio(figures, "soak.rss_last", "soak.rss_second"),
         show(figures, "soak.errors")
     );
+    let mut seconds: Vec<u64> = figures
+        .keys()
+        .filter_map(|name| name.strip_prefix("soak.at.")?.split('.').next()?.parse().ok())
+        .collect();
+    seconds.sort_unstable();
+    seconds.dedup();
+    if !seconds.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nThe server's memory at the end of each window, with the database (SQLite file and write-ahead log):\n"
+        );
+        let _ = writeln!(
+            out,
+            "| after | RSS | anonymous | file-backed | database |\n|---|---|---|---|---|"
+        );
+        for second in seconds {
+            let part = |part: &str| value(figures, &format!("soak.at.{second}.{part}"));
+            let total = match (part("anonymous"), part("file")) {
+                (Some(anonymous), Some(file)) => with_unit(anonymous + file, "MiB"),
+                _ => "—".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "| {second} s | {total} | {} | {} | {} |",
+                show(figures, &format!("soak.at.{second}.anonymous")),
+                show(figures, &format!("soak.at.{second}.file")),
+                show(figures, &format!("soak.at.{second}.database"))
+            );
+        }
+    }
     out
 }
 
@@ -947,6 +1092,43 @@ mod tests {
         );
     }
 
+    fn machine() -> Machine {
+        Machine {
+            cores: 2,
+            cpu: "test".to_owned(),
+            memory: "1 GiB".to_owned(),
+            kernel: "6".to_owned(),
+            date: "today".to_owned(),
+            commit: "abc".to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_report_estimates_two_dedicated_cores_from_the_servers_rate_per_cpu_second() {
+        let figures = parse_figures(
+            "BENCH issuance.tokens=2000 unit=per_s\n\
+             BENCH issuance.server_cpu=1.0 unit=cores\n\
+             BENCH issuance.two_cores.tokens=3000 unit=per_s\n\
+             BENCH issuance.two_cores.server_cpu=1.6 unit=cores\n\
+             BENCH footprint.agent_rss=9.5 unit=MiB label=ambient-agent\n\
+             BENCH soak.at.60.anonymous=10 unit=MiB\n\
+             BENCH soak.at.60.file=20 unit=MiB\n\
+             BENCH soak.at.60.database=5 unit=MiB\n",
+        );
+        let report = report(&machine(), Duration::from_secs(90), &[], &figures, false);
+        for line in [
+            "Everything was built first (90 s)",
+            "| tokens, server on two cores | 3,000 /s | one core: 2,000 /s | 1.50 | >= 1.8 |",
+            "| tokens per second of server CPU, two cores | 1,875 /s | one core: 2,000 /s | 0.94 | |",
+            "| tokens, server on two cores of its own (estimate: twice its rate per CPU second) | 3,750 /s | one core: 2,000 /s | 1.88 | >= 1.8 |",
+            "| `ambient-agent` idle, serving one VM | 9.5 MiB | goal < 16 MB |",
+            "| 60 s | 30.0 MiB | 10.0 MiB | 20.0 MiB | 5.0 MiB |",
+        ] {
+            assert!(report.contains(line), "missing {line:?} in\n{report}");
+        }
+        assert!(!report.contains("quick run"), "a full run says nothing of a quick one");
+    }
+
     /// Prints each chart's file name and its series as `name: x=y, ...`.
     #[track_caller]
     fn check_charts(output: &str, expect: Expect) {
@@ -981,8 +1163,8 @@ mod tests {
              BENCH hosts.10.seen_last=40 unit=ms\n",
             expect![[r#"
                 growth-rows-sqlite.svg: Median latency per request against rows, SQLite
-                  ARM GET: 10=300
                   token issuance: 10=1000, 10000=900
+                  ARM GET: 10=300
                 growth-hosts-memory.svg: Server memory against connected agents
                   every agent watching: 10=21.5, 100=25
                   before the agents connect: 100=21
