@@ -91,6 +91,8 @@ pub fn bench(root: &Path, quick: bool) -> Result<()> {
         ("ambient", "nodes", vec![]),
         ("ambient", "soak", vec![("AMBIENT_SOAK_SECS", plan.soak_secs.to_string())]),
     ]);
+    // The code measured, and when the run began.
+    let machine = machine(root);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     // Everything is built first, so that each run's time is its own: each package's benches as
     // its runs will build them, and `ambient-agent`, whose idle memory `footprint` reads.
@@ -140,7 +142,6 @@ pub fn bench(root: &Path, quick: bool) -> Result<()> {
         figures.extend(parse_figures(&stdout));
         runs.push(run);
     }
-    let machine = machine(root);
     let charts = charts(&figures);
     let charts_dir = root.join(CHARTS_DIR);
     std::fs::create_dir_all(&charts_dir).with_context(|| format!("create {CHARTS_DIR}"))?;
@@ -511,6 +512,10 @@ pub fn report(
         "\nIMDS cache miss (agent and server issuance): p50 {}, p99 {}.\n",
         show(figures, "imds.miss_p50"),
         show(figures, "imds.miss_p99")
+    );
+    let _ = writeln!(
+        out,
+        "Where the server's time goes while it issues client-credential tokens on one core, profiled with `perf` (how to make it again: [benchmarks.md](benchmarks.md#per-request-overhead)); the RSA signature is the wide tower:\n\n![Flame graph of token issuance](flamegraph-issuance.svg)\n"
     );
 
     let _ = writeln!(out, "## Growth with rows\n");
