@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::{CONNECTIONS, Dev};
+use crate::common::{CONNECTIONS, Dev, figure};
 
 /// Each pair is measured in `ROUNDS` alternating windows of `WINDOW`, so that a change in the
 /// machine's background load falls on the baseline and the subject alike.
@@ -270,9 +270,4 @@ async fn load(target: &Target<'_>, window: Duration) -> Vec<Duration> {
         latencies.extend(worker.await.expect("worker"));
     }
     latencies
-}
-
-/// One machine-readable line per figure, which `cargo xtask bench` reads.
-fn figure(name: &str, value: f64, unit: &str) {
-    println!("BENCH {name}={value} unit={unit}");
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::rss_bytes;
+use crate::common::{figure, labelled_figure, rss_bytes};
 
 /// How long each process idles after it is ready before its memory is read.
 const SETTLE: Duration = Duration::from_secs(3);
@@ -181,12 +181,12 @@ async fn footprint() {
         mib(size(Path::new(binary))),
         mib(size(&agent_binary))
     );
-    figure("footprint.server_rss", mib(server_rss), "MiB", None);
-    figure("footprint.server_rss_serving", mib(server_rss_serving), "MiB", None);
-    figure("footprint.server_ready", ready_after.as_secs_f64() * 1000.0, "ms", None);
-    figure("footprint.agent_rss", mib(agent_rss), "MiB", Some(&agent_name));
-    figure("footprint.server_binary", mib(size(Path::new(binary))), "MiB", None);
-    figure("footprint.agent_binary", mib(size(&agent_binary)), "MiB", Some(&agent_name));
+    figure("footprint.server_rss", mib(server_rss), "MiB");
+    figure("footprint.server_rss_serving", mib(server_rss_serving), "MiB");
+    figure("footprint.server_ready", ready_after.as_secs_f64() * 1000.0, "ms");
+    labelled_figure("footprint.agent_rss", mib(agent_rss), "MiB", &agent_name);
+    figure("footprint.server_binary", mib(size(Path::new(binary))), "MiB");
+    labelled_figure("footprint.agent_binary", mib(size(&agent_binary)), "MiB", &agent_name);
     assert!(mib(server_rss) * 1.048_576 < 64.0, "idle server above 64 MB");
     assert!(mib(agent_rss) * 1.048_576 < 16.0, "idle agent above 16 MB");
 }
@@ -226,13 +226,5 @@ async fn ready(dir: &Path) -> (String, reqwest::Client) {
         }
         assert!(Instant::now() < deadline, "ambient server not ready after 60 s");
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// One machine-readable line per figure, which `cargo xtask bench` reads.
-fn figure(name: &str, value: f64, unit: &str, label: Option<&str>) {
-    match label {
-        Some(label) => println!("BENCH {name}={value} unit={unit} label={label}"),
-        None => println!("BENCH {name}={value} unit={unit}"),
     }
 }

@@ -23,10 +23,16 @@
 //! `10,10000,1000000`) and `AMBIENT_GROWTH_BACKENDS` (default `sqlite,postgres`) narrow the run.
 //! PostgreSQL comes from `test-postgres` (a throwaway server, or `AMBIENT_TEST_DATABASE_URL`).
 
+// Each bench uses a part of what the benches share.
+#[allow(dead_code)]
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use crate::common::{figure, labelled_figure};
 
 const WARMUP: usize = 30;
 const SAMPLES: usize = 300;
@@ -133,7 +139,7 @@ fn report(backend: &str, rows: &[(u64, Measured)]) {
         for (label, median, _) in &measured.operations {
             let name = slug(label);
             let value = median.as_secs_f64() * 1e6;
-            println!("BENCH growth.{backend}.{name}.{size}={value} unit=us label={label}");
+            labelled_figure(&format!("growth.{backend}.{name}.{size}"), value, "us", label);
         }
         let start_up = measured.start_up.as_secs_f64() * 1e3;
         figure(&format!("growth.{backend}.start_up.{size}"), start_up, "ms");
@@ -596,11 +602,6 @@ fn fill_statements(prefix: &str, series: &str) -> Vec<String> {
             "t.name_key = 'probe'",
         ),
     ]
-}
-
-/// One machine-readable line per figure, which `cargo xtask bench` reads.
-fn figure(name: &str, value: f64, unit: &str) {
-    println!("BENCH {name}={value} unit={unit}");
 }
 
 /// An operation's name as a figure's name: lower case, words joined by `_`.

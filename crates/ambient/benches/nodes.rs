@@ -7,6 +7,10 @@
 //! so in the second phase the load generator shares core 1 with node B: the ratio is a floor of
 //! what two nodes on two machines give. Run with `cargo bench -p ambient --bench nodes`.
 
+// Each bench uses a part of what the benches share.
+#[allow(dead_code)]
+mod common;
+
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -14,6 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use crate::common::figure;
 
 const CONNECTIONS: usize = 16;
 const LOAD_TIME: Duration = Duration::from_secs(6);
@@ -147,9 +153,4 @@ async fn load(nodes: &[SocketAddr], ca: &[u8], tenant: &str, admin: &Value) -> f
     }
     assert_eq!(failed.load(Ordering::Relaxed), 0, "failed token requests");
     done.load(Ordering::Relaxed) as f64 / LOAD_TIME.as_secs_f64()
-}
-
-/// One machine-readable line per figure, which `cargo xtask bench` reads.
-fn figure(name: &str, value: f64, unit: &str) {
-    println!("BENCH {name}={value} unit={unit}");
 }

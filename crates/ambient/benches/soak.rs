@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::common::{Dev, rss_bytes};
+use crate::common::{Dev, figure, rss_bytes, status_bytes};
 
 /// Requests sent at most, over all kinds.
 const REQUESTS_MAX: u64 = 20_000_000;
@@ -232,18 +232,5 @@ async fn soak() -> bool {
 
 /// The process's resident anonymous and file-backed bytes, from `/proc/PID/status`.
 fn memory_parts(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kib| kib * 1024)
-    };
-    (field("RssAnon:"), field("RssFile:") + field("RssShmem:"))
-}
-
-/// One machine-readable line per figure, which `cargo xtask bench` reads.
-fn figure(name: &str, value: f64, unit: &str) {
-    println!("BENCH {name}={value} unit={unit}");
+    (status_bytes(pid, "RssAnon"), status_bytes(pid, "RssFile") + status_bytes(pid, "RssShmem"))
 }

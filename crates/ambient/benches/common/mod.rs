@@ -308,13 +308,34 @@ pub fn pin_self(core: &str) {
 
 /// The resident set size of process `pid`, in bytes.
 pub fn rss_bytes(pid: u32) -> u64 {
+    status_bytes(pid, "VmRSS")
+}
+
+/// A size field of `/proc/PID/status` (`VmRSS`, `RssAnon`, ...) in bytes; 0 when the process or
+/// the field is gone.
+pub fn status_bytes(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
             status.lines().find_map(|line| {
-                line.strip_prefix("VmRSS:")
-                    .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                line.strip_prefix(field)?
+                    .strip_prefix(':')?
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
             })
         })
         .map_or(0, |kib| kib * 1024)
+}
+
+/// One machine-readable line per figure, which `cargo xtask bench` reads.
+pub fn figure(name: &str, value: f64, unit: &str) {
+    println!("BENCH {name}={value} unit={unit}");
+}
+
+/// [`figure`] with a name for people, which the report shows.
+pub fn labelled_figure(name: &str, value: f64, unit: &str, label: &str) {
+    println!("BENCH {name}={value} unit={unit} label={label}");
 }
