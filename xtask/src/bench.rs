@@ -515,7 +515,7 @@ pub fn report(
     );
     let _ = writeln!(
         out,
-        "Where the server's time goes while it issues client-credential tokens on one core, profiled with `perf` (how to make it again: [benchmarks.md](benchmarks.md#per-request-overhead)); the RSA signature is the wide tower:\n\n![Flame graph of token issuance](flamegraph-issuance.svg)\n"
+        "Where the server's time goes while it issues client-credential tokens on one core, profiled with `perf` by `cargo xtask flamegraph`, which makes it again; the RSA signature is the wide tower:\n\n![Flame graph of token issuance](flamegraph-issuance.svg)\n"
     );
 
     let _ = writeln!(out, "## Growth with rows\n");

@@ -2,9 +2,11 @@
 //! dependency checks of `cargo xtask tidy`, the tidy tests and every test, PostgreSQL included).
 //! Green here means green in CI.
 //! `cargo xtask bench [--quick]` runs every benchmark and writes `docs/benchmarks-report.md`.
+//! `cargo xtask flamegraph` profiles token issuance into `docs/flamegraph-issuance.svg`.
 //! `cargo xtask gen-roles` regenerates the `rbac` crate's table of Azure built-in roles.
 
 mod bench;
+mod flamegraph;
 mod gen_roles;
 mod layering;
 mod tidy;
@@ -29,6 +31,7 @@ fn main() -> std::process::ExitCode {
                 return std::process::ExitCode::from(2);
             }
         },
+        Some("flamegraph") => flamegraph::flamegraph(&root()),
         Some("gen-roles") => match gen_roles_options(&args[1..]) {
             Some(options) => gen_roles::gen_roles(&options, &root().join(gen_roles::OUTPUT_PATH)),
             None => {
@@ -38,7 +41,7 @@ fn main() -> std::process::ExitCode {
         },
         _ => {
             eprintln!(
-                "usage: cargo xtask ci [--fast] | tidy | bench [--quick] | gen-roles ...\n{GEN_ROLES_USAGE}"
+                "usage: cargo xtask ci [--fast] | tidy | bench [--quick] | flamegraph | gen-roles ...\n{GEN_ROLES_USAGE}"
             );
             return std::process::ExitCode::from(2);
         }
