@@ -326,6 +326,15 @@ fn growth(figures: &Figures) -> BTreeMap<String, Vec<Operation>> {
     backends
 }
 
+/// Every size any of `operations` was measured at, smallest first.
+fn sizes(operations: &[Operation]) -> Vec<u64> {
+    let mut sizes: Vec<u64> =
+        operations.iter().flat_map(|(_, points)| points.iter().map(|(size, _)| *size)).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes
+}
+
 /// The agent counts the hosts benchmark ran with, smallest first.
 fn agent_counts(figures: &Figures) -> Vec<u64> {
     let mut counts: Vec<u64> = figures
@@ -517,15 +526,7 @@ pub fn report(
         "Median latency per request on one keep-alive connection, with its ratio to the smallest size in the same run (goal: within 1.5x).\n"
     );
     for (backend, operations) in growth(figures) {
-        let sizes: Vec<u64> = {
-            let mut sizes: Vec<u64> = operations
-                .iter()
-                .flat_map(|(_, points)| points.iter().map(|(size, _)| *size))
-                .collect();
-            sizes.sort_unstable();
-            sizes.dedup();
-            sizes
-        };
+        let sizes = sizes(&operations);
         let _ =
             writeln!(out, "{} (ratio to {} rows):\n", backend_name(&backend), thousands(sizes[0]));
         let header: String =
@@ -693,12 +694,7 @@ pub fn report(
         show(figures, "footprint.agent_binary")
     );
     for (backend, operations) in growth(figures) {
-        let mut sizes: Vec<u64> = operations
-            .iter()
-            .flat_map(|(_, points)| points.iter().map(|(size, _)| *size))
-            .collect();
-        sizes.sort_unstable();
-        sizes.dedup();
+        let sizes = sizes(&operations);
         if let (Some(smallest), Some(largest)) = (sizes.first(), sizes.last()) {
             let _ = writeln!(
                 out,

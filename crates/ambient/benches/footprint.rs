@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{figure, labelled_figure, rss_bytes};
+use crate::common::{client_credentials_token, endpoint_of, figure, labelled_figure, rss_bytes};
 
 /// How long each process idles after it is ready before its memory is read.
 const SETTLE: Duration = Duration::from_secs(3);
@@ -67,21 +67,15 @@ async fn footprint() {
     let admin: Value =
         serde_json::from_slice(&std::fs::read(dir.join("admin.json")).expect("admin.json"))
             .expect("admin json");
-    let token: Value = https
-        .post(format!("{url}/{}/oauth2/v2.0/token", admin["tenant"].as_str().expect("tenant")))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", admin["appId"].as_str().expect("appId")),
-            ("client_secret", admin["password"].as_str().expect("password")),
-            ("scope", MANAGEMENT),
-        ])
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("token json");
-    let token = token["access_token"].as_str().expect("access_token").to_owned();
+    let token = client_credentials_token(
+        &https,
+        &url,
+        admin["tenant"].as_str().expect("tenant"),
+        admin["appId"].as_str().expect("appId"),
+        admin["password"].as_str().expect("password"),
+        MANAGEMENT,
+    )
+    .await;
     let call = |method: reqwest::Method, path: String, body: Value| {
         let https = https.clone();
         let url = url.clone();
@@ -136,19 +130,7 @@ async fn footprint() {
         json!({"location": "local", "identity": {"type": "SystemAssigned"}, "properties": {"hostId": "idle-1"}}),
     )
     .await;
-    let endpoint = loop {
-        let answer = call(
-            reqwest::Method::GET,
-            format!("/hosting/endpoints?resourceId={}", vm.replace('/', "%2F")),
-            Value::Null,
-        )
-        .await;
-        if let Some(endpoint) = answer["endpoint"].as_str() {
-            break endpoint.to_owned();
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "the agent never served the VM");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let endpoint = endpoint_of(&https, &url, &token, &vm).await;
     let plain = reqwest::Client::builder().no_proxy().build().expect("client");
     let answer = plain
         .get(format!(

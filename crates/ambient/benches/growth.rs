@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::common::{figure, labelled_figure};
+use crate::common::{client_credentials_token, endpoint_of, figure, labelled_figure};
 
 const WARMUP: usize = 30;
 const SAMPLES: usize = 300;
@@ -223,48 +223,19 @@ impl Client {
     }
 
     async fn token(&self, scope: &str) -> String {
-        let response = self
-            .http
-            .post(format!("{}/{}/oauth2/v2.0/token", self.base, self.tenant))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", &self.app_id),
-                ("client_secret", &self.secret),
-                ("scope", scope),
-            ])
-            .send()
-            .await
-            .expect("token request");
-        assert!(response.status().is_success(), "token: {}", response.status());
-        let body: Value = response.json().await.expect("token body");
-        body["access_token"].as_str().expect("access_token").to_owned()
+        client_credentials_token(
+            &self.http,
+            &self.base,
+            &self.tenant,
+            &self.app_id,
+            &self.secret,
+            scope,
+        )
+        .await
     }
 
     fn group(&self) -> String {
         format!("/subscriptions/{}/resourceGroups/growth", self.subscription)
-    }
-
-    /// The metadata listener of compute resource `resource_id`, once its agent reports it.
-    async fn endpoint_of(&self, token: &str, resource_id: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let answer: Value = self
-                .http
-                .get(format!("{}/hosting/endpoints", self.base))
-                .query(&[("resourceId", resource_id)])
-                .bearer_auth(token)
-                .send()
-                .await
-                .expect("endpoints")
-                .json()
-                .await
-                .expect("endpoints json");
-            if let Some(endpoint) = answer["endpoint"].as_str() {
-                return endpoint.to_owned();
-            }
-            assert!(Instant::now() < deadline, "no metadata endpoint for {resource_id}: {answer}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 
     async fn arm(&self, token: &str, method: reqwest::Method, path: &str, body: Value) -> Value {
@@ -379,7 +350,7 @@ async fn measure(size: u64, database: Option<String>) -> Measured {
         ("client_secret", client.secret.as_str()),
         ("scope", MANAGEMENT),
     ];
-    let endpoint = client.endpoint_of(&token, &vm).await;
+    let endpoint = endpoint_of(&client.http, &client.base, &token, &vm).await;
     let plain =
         reqwest::Client::builder().no_proxy().pool_max_idle_per_host(1).build().expect("client");
     let imds = |resource: &str| {

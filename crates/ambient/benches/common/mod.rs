@@ -162,22 +162,15 @@ impl Dev {
 
     /// A client-credential token of the bootstrap admin for `scope`.
     pub async fn token(&self, scope: &str) -> String {
-        let body: Value = self
-            .https
-            .post(format!("{}/{}/oauth2/v2.0/token", self.url, self.tenant))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", self.admin["appId"].as_str().expect("appId")),
-                ("client_secret", self.admin["password"].as_str().expect("password")),
-                ("scope", scope),
-            ])
-            .send()
-            .await
-            .expect("token")
-            .json()
-            .await
-            .expect("token json");
-        body["access_token"].as_str().expect("access_token").to_owned()
+        client_credentials_token(
+            &self.https,
+            &self.url,
+            &self.tenant,
+            self.admin["appId"].as_str().expect("appId"),
+            self.admin["password"].as_str().expect("password"),
+            scope,
+        )
+        .await
     }
 
     /// `PUT {path}` on the control plane; panics unless it succeeds.
@@ -267,26 +260,63 @@ impl Dev {
 
     /// The metadata listener of compute resource `resource_id`, once its agent reports it.
     pub async fn endpoint_of(&self, arm_token: &str, resource_id: &str) -> String {
-        loop {
-            let answer: Value = self
-                .https
-                .get(format!(
-                    "{}/hosting/endpoints?resourceId={}",
-                    self.url,
-                    resource_id.replace('/', "%2F")
-                ))
-                .bearer_auth(arm_token)
-                .send()
-                .await
-                .expect("endpoints")
-                .json()
-                .await
-                .expect("json");
-            if let Some(endpoint) = answer["endpoint"].as_str() {
-                return endpoint.to_owned();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        endpoint_of(&self.https, &self.url, arm_token, resource_id).await
+    }
+}
+
+/// A client-credential token for `scope` from the server at `url`; panics unless it is issued.
+pub async fn client_credentials_token(
+    https: &reqwest::Client,
+    url: &str,
+    tenant: &str,
+    app_id: &str,
+    secret: &str,
+    scope: &str,
+) -> String {
+    let response = https
+        .post(format!("{url}/{tenant}/oauth2/v2.0/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", app_id),
+            ("client_secret", secret),
+            ("scope", scope),
+        ])
+        .send()
+        .await
+        .expect("token request");
+    assert!(response.status().is_success(), "token: {}", response.status());
+    let body: Value = response.json().await.expect("token json");
+    body["access_token"].as_str().expect("access_token").to_owned()
+}
+
+/// The metadata listener of compute resource `resource_id`, once its agent reports it to the
+/// server at `url` (within 60 s).
+pub async fn endpoint_of(
+    https: &reqwest::Client,
+    url: &str,
+    arm_token: &str,
+    resource_id: &str,
+) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer: Value = https
+            .get(format!("{url}/hosting/endpoints"))
+            .query(&[("resourceId", resource_id)])
+            .bearer_auth(arm_token)
+            .send()
+            .await
+            .expect("endpoints")
+            .json()
+            .await
+            .expect("endpoints json");
+        if let Some(endpoint) = answer["endpoint"].as_str() {
+            return endpoint.to_owned();
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no metadata endpoint for {resource_id}: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
