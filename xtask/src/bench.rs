@@ -456,11 +456,19 @@ pub fn report(
     let _ = writeln!(out, "|---|---|---|---|---|---|");
     let mut rows: Vec<(String, String, String, String, &str)> = vec![
         (
-            "client-credential tokens, server on one core".into(),
+            "client-credential tokens, server on one core, client polling on the other".into(),
             "issuance.tokens".into(),
             "bare RS256 signing, one core".into(),
             "issuance.signing".into(),
             ">= 0.85",
+        ),
+        (
+            "the same, client sleeping between answers (its wake-ups charged to the server's core)"
+                .into(),
+            "issuance.tokens_sleeping_client".into(),
+            "bare RS256 signing, one core".into(),
+            "issuance.signing".into(),
+            "",
         ),
         (
             "authorization decision, 100,000 assignments".into(),
@@ -517,7 +525,7 @@ pub fn report(
     );
     let _ = writeln!(
         out,
-        "Where the server's time goes while it issues client-credential tokens on one core, profiled with `perf` by `cargo xtask flamegraph`, which makes it again; the RSA signature is the wide tower:\n\n![Flame graph of token issuance](flamegraph-issuance.svg)\n"
+        "Where the server's time goes while it issues client-credential tokens on one core to a load generator that sleeps between answers, profiled with `perf` by `cargo xtask flamegraph`, which makes it again; the RSA signature is the wide tower:\n\n![Flame graph of token issuance](flamegraph-issuance.svg)\n"
     );
 
     let _ = writeln!(out, "## Growth with rows\n");
@@ -610,22 +618,24 @@ pub fn report(
     let _ = writeln!(out, "## Cores and nodes\n");
     let _ = writeln!(
         out,
-        "Client-credential tokens with the server on one core (load generator on the other), on two cores (the load generator shares them: this machine has no third core), and on two nodes sharing one PostgreSQL.\n"
+        "Client-credential tokens with the server on one core (load generator on the other) and on two cores (the load generator shares them: this machine has no third core), both with a load generator that sleeps between answers, and on two nodes sharing one PostgreSQL.\n"
     );
+    let one_core = "issuance.tokens_sleeping_client";
     let _ = writeln!(out, "| measure | figure | baseline | ratio | goal |\n|---|---|---|---|---|");
     let _ = writeln!(
         out,
         "| tokens, server on two cores | {} | one core: {} | {} | >= 1.8 |",
         show(figures, "issuance.two_cores.tokens"),
-        show(figures, "issuance.tokens"),
-        ratio(figures, "issuance.two_cores.tokens", "issuance.tokens")
+        show(figures, one_core),
+        ratio(figures, "issuance.two_cores.tokens", one_core)
     );
-    let per_cpu = |prefix: &str| -> Option<f64> {
-        let tokens = value(figures, &format!("{prefix}.tokens"))?;
-        let cpu = value(figures, &format!("{prefix}.server_cpu"))?;
+    let per_cpu = |tokens: &str, cpu: &str| -> Option<f64> {
+        let tokens = value(figures, tokens)?;
+        let cpu = value(figures, cpu)?;
         (cpu > 0.0).then(|| tokens / cpu)
     };
-    let (one_cpu, two_cpu) = (per_cpu("issuance"), per_cpu("issuance.two_cores"));
+    let one_cpu = per_cpu(one_core, "issuance.server_cpu");
+    let two_cpu = per_cpu("issuance.two_cores.tokens", "issuance.two_cores.server_cpu");
     let per_cpu_text =
         |rate: Option<f64>| rate.map_or("—".to_owned(), |rate| with_unit(rate, "per_s"));
     let _ = writeln!(
@@ -640,10 +650,10 @@ pub fn report(
     );
     let _ = writeln!(
         out,
-        "| tokens, server on two cores of its own (estimate: twice its rate per CPU second) | {} | one core: {} | {} | >= 1.8 |",
+        "| tokens, server on two cores of its own (estimate: twice its rate per CPU second) | {} | one core: {} | {} | |",
         per_cpu_text(two_cpu.map(|rate| 2.0 * rate)),
-        show(figures, "issuance.tokens"),
-        match (two_cpu, value(figures, "issuance.tokens")) {
+        show(figures, one_core),
+        match (two_cpu, value(figures, one_core)) {
             (Some(two), Some(one)) if one > 0.0 => format!("{:.2}", 2.0 * two / one),
             _ => "—".to_owned(),
         }
@@ -1100,9 +1110,10 @@ mod tests {
     }
 
     #[test]
-    fn the_report_estimates_two_dedicated_cores_from_the_servers_rate_per_cpu_second() {
+    fn the_report_measures_issuance_with_a_polling_client_and_cores_with_sleeping_ones() {
         let figures = parse_figures(
-            "BENCH issuance.tokens=2000 unit=per_s\n\
+            "BENCH issuance.tokens=2200 unit=per_s\n\
+             BENCH issuance.tokens_sleeping_client=2000 unit=per_s\n\
              BENCH issuance.signing=1800 unit=per_s\n\
              BENCH issuance.two_cores.signing=3600 unit=per_s\n\
              BENCH issuance.server_cpu=1.0 unit=cores\n\
@@ -1118,7 +1129,8 @@ mod tests {
             "Everything was built first (90 s)",
             "| tokens, server on two cores | 3,000 /s | one core: 2,000 /s | 1.50 | >= 1.8 |",
             "| tokens per second of server CPU, two cores | 1,875 /s | one core: 2,000 /s | 0.94 | |",
-            "| tokens, server on two cores of its own (estimate: twice its rate per CPU second) | 3,750 /s | one core: 2,000 /s | 1.88 | >= 1.8 |",
+            "| tokens, server on two cores of its own (estimate: twice its rate per CPU second) | 3,750 /s | one core: 2,000 /s | 1.88 | |",
+            "| client-credential tokens, server on one core, client polling on the other | 2,200 /s | bare RS256 signing, one core | 1,800 /s | 1.22 | >= 0.85 |",
             "| `ambient-agent` idle, serving one VM | 9.5 MiB | goal < 16 MB |",
             "| 60 s | 30.0 MiB | 10.0 MiB | 20.0 MiB | 5.0 MiB |",
             "Bare RS256 signing on two threads: 3,600 /s (2.00x one thread).",

@@ -4,7 +4,8 @@
 //!
 //! It builds the `token_issuance` bench with line tables and symbols in a target directory of
 //! its own (`flamegraph` under the usual one), starts the bench's server pinned to core 0 and
-//! its load generator on core 1 (the same two parts `cargo bench` runs), records the server with
+//! its load generator on core 1 (the same two parts `cargo bench` runs), with the generator
+//! sleeping between answers so that the wake-ups loopback charges to the server show, records the server with
 //! `perf record --call-graph dwarf` for [`RECORD_SECS`] seconds, folds the stacks with
 //! `inferno-collapse-perf` and draws them with `inferno-flamegraph`. It needs `perf` (Debian's
 //! `linux-perf`), `taskset`, and inferno (`cargo install inferno`); it says which is missing.
@@ -107,7 +108,7 @@ fn record(bench: &Path, dir: &Path, output: &Path) -> Result<()> {
     let secret = admin["password"].as_str().context("admin password")?;
     let pid = server.0.id().to_string();
     let load_command = format!(
-        "for i in $(seq {LOAD_RUNS}); do taskset -c 1 \"$0\" --load \"$1\" \"$2\" \"$3\" \"$4\" \"$5\" \"$6\" >/dev/null || exit 1; done"
+        "for i in $(seq {LOAD_RUNS}); do taskset -c 1 \"$0\" --load \"$1\" \"$2\" \"$3\" \"$4\" \"$5\" \"$6\" sleep >/dev/null || exit 1; done"
     );
     let mut load = Stopped(
         Command::new("sh")

@@ -3,10 +3,11 @@
 //!
 //! Method: the baseline signs in a loop on one thread for a fixed time. The server then runs
 //! in its own process on a single-threaded runtime pinned to core 0 (with everything it
-//! spawns), and a load generator pinned to core 1 keeps 16 keep-alive HTTPS connections busy
-//! posting `grant_type=client_credentials` with the bootstrap admin's secret, for a fixed time
-//! and a bounded number of requests; baseline and load take turns five times. The server is
-//! stopped by its pid at the end.
+//! spawns), and a load generator pinned to core 1 (a minimal HTTP/1.1 client over rustls, so
+//! that it takes little CPU) keeps 16 keep-alive HTTPS connections busy posting
+//! `grant_type=client_credentials` with the bootstrap admin's secret, for a fixed time and a
+//! bounded number of requests; baseline and load take turns five times. The server is stopped
+//! by its pid at the end.
 //!
 //! Then, on a machine with two cores or more, the same with the server on a two-thread runtime
 //! on cores 0 and 1 (goal: 1.8x the one-core rate). The load generator then shares those cores,
@@ -35,6 +36,7 @@ fn main() {
         Some("--serve") => serve(std::path::Path::new(&args[2]), threads(args.get(3))),
         Some("--load") => {
             let server_pid: u32 = args[7].parse().expect("server pid");
+            let waiting = Waiting::parse(args.get(8).map_or("sleep", String::as_str));
             let load = load(
                 &args[2],
                 &args[3],
@@ -42,6 +44,7 @@ fn main() {
                 &args[5],
                 std::path::Path::new(&args[6]),
                 server_pid,
+                waiting,
             );
             println!("{} {} {}", load.rate, load.server_cpu, load.load_cpu);
         }
@@ -49,38 +52,82 @@ fn main() {
     }
 }
 
+/// How the load generator waits for answers.
+///
+/// On loopback the kernel delivers each answer to the client in the context of the server's
+/// write, and when the client is asleep in `epoll_wait` that includes waking it on its own core
+/// (an inter-processor interrupt, which under virtualization exits to the hypervisor). A client
+/// on another machine costs the server none of that. A client that polls, on a core of its own,
+/// is never asleep, so the server's core pays for its own work and the loopback delivery only.
+#[derive(Clone, Copy, PartialEq)]
+enum Waiting {
+    /// Never sleeps: one task yields in a loop, so the runtime polls its sockets without
+    /// blocking. Takes its whole core.
+    Poll,
+    /// Sleeps in `epoll_wait` until an answer comes, as most clients do.
+    Sleep,
+}
+
+impl Waiting {
+    fn parse(text: &str) -> Self {
+        match text {
+            "poll" => Self::Poll,
+            "sleep" => Self::Sleep,
+            other => panic!("unknown waiting {other:?}: poll or sleep"),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Poll => "poll",
+            Self::Sleep => "sleep",
+        }
+    }
+}
+
 /// Runs each part as its own process, pinned with `taskset`: on one core, the baseline and the
-/// server on core 0 and the load generator on core 1; then, when the machine has two cores,
-/// everything on both (the load generator then shares the server's cores).
+/// server on core 0 and the load generator on core 1, once polling and once sleeping; then, when
+/// the machine has two cores, everything on both with a sleeping load generator (which then
+/// shares the server's cores, so it must not poll).
 fn orchestrate() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let one = measure("0", if cores > 1 { "1" } else { "0" }, 1);
+    let one = measure("0", if cores > 1 { "1" } else { "0" }, 1, &[Waiting::Poll, Waiting::Sleep]);
+    let (polled, slept) = (&one.loads[0], &one.loads[1]);
     println!("bare RS256 signing:        {:8.0} signatures/s (core 0)", one.baseline);
     println!(
-        "client-credential tokens:  {:8.0} tokens/s (server pinned to core 0, {CONNECTIONS} connections from core 1)",
-        one.rate
+        "client-credential tokens:  {:8.0} tokens/s (server pinned to core 0, {CONNECTIONS} connections from a polling client on core 1)",
+        polled.rate
     );
-    println!("ratio:                     {:8.2} (target >= 0.85)", one.rate / one.baseline);
-    println!("ratio per round:           {}", one.rounds.join(", "));
+    println!("ratio:                     {:8.2} (target >= 0.85)", polled.rate / one.baseline);
+    println!("ratio per round:           {}", one.rounds(0));
     println!(
-        "cores kept busy:           server {:.2}, load generator {:.2}; {:.0} tokens per server CPU second",
-        one.server_cpu,
-        one.load_cpu,
-        one.per_server_core()
+        "with a sleeping client:    {:8.0} tokens/s, ratio {:.2} (per round {}): the kernel's wake-ups of the client on loopback are charged to the server's core",
+        slept.rate,
+        slept.rate / one.baseline,
+        one.rounds(1)
+    );
+    println!(
+        "cores kept busy:           server {:.2}, load generator {:.2} polling, {:.2} sleeping; {:.0} tokens per server CPU second (sleeping client)",
+        slept.server_cpu,
+        polled.load_cpu,
+        slept.load_cpu,
+        slept.per_server_core()
     );
     figure("issuance.signing", one.baseline, "per_s");
-    figure("issuance.tokens", one.rate, "per_s");
-    figure("issuance.server_cpu", one.server_cpu, "cores");
-    figure("issuance.load_cpu", one.load_cpu, "cores");
+    figure("issuance.tokens", polled.rate, "per_s");
+    figure("issuance.tokens_sleeping_client", slept.rate, "per_s");
+    figure("issuance.server_cpu", slept.server_cpu, "cores");
+    figure("issuance.load_cpu", slept.load_cpu, "cores");
     if cores < 2 {
         println!("two cores: not measured (this machine has one)");
         return;
     }
-    let two = measure("0,1", "0,1", 2);
+    let two = measure("0,1", "0,1", 2, &[Waiting::Sleep]);
+    let both = &two.loads[0];
     println!(
-        "two cores: {:8.0} tokens/s ({:.2}x one core; bare signing on two threads {:.0}/s, {:.2}x one), load generator on the same two cores",
-        two.rate,
-        two.rate / one.rate,
+        "two cores: {:8.0} tokens/s ({:.2}x one core with a sleeping client; bare signing on two threads {:.0}/s, {:.2}x one), load generator on the same two cores",
+        both.rate,
+        both.rate / slept.rate,
         two.baseline,
         two.baseline / one.baseline
     );
@@ -88,45 +135,58 @@ fn orchestrate() {
     // the CPU it gets shows how it would scale with cores of its own.
     println!(
         "two cores kept busy: server {:.2}, load generator {:.2}; {:.0} tokens per server CPU second ({:.2} of one core's), {:.0} tokens/s if the server had both cores ({:.2}x one core)",
-        two.server_cpu,
-        two.load_cpu,
-        two.per_server_core(),
-        two.per_server_core() / one.per_server_core(),
-        2.0 * two.per_server_core(),
-        2.0 * two.per_server_core() / one.rate
+        both.server_cpu,
+        both.load_cpu,
+        both.per_server_core(),
+        both.per_server_core() / slept.per_server_core(),
+        2.0 * both.per_server_core(),
+        2.0 * both.per_server_core() / slept.rate
     );
     figure("issuance.two_cores.signing", two.baseline, "per_s");
-    figure("issuance.two_cores.tokens", two.rate, "per_s");
-    figure("issuance.two_cores.server_cpu", two.server_cpu, "cores");
-    figure("issuance.two_cores.load_cpu", two.load_cpu, "cores");
+    figure("issuance.two_cores.tokens", both.rate, "per_s");
+    figure("issuance.two_cores.server_cpu", both.server_cpu, "cores");
+    figure("issuance.two_cores.load_cpu", both.load_cpu, "cores");
 }
 
-/// One configuration's mean rates over [`ROUNDS`] turns of baseline and load.
+/// One configuration's mean rates over [`ROUNDS`] turns of baseline and each load.
 struct Measured {
     baseline: f64,
+    baselines: Vec<f64>,
+    /// One per kind of load generator asked for, in that order.
+    loads: Vec<Load>,
+    /// Each load's rate per round.
+    rates: Vec<Vec<f64>>,
+}
+
+impl Measured {
+    /// The ratio of load `index` to the baseline in each round.
+    fn rounds(&self, index: usize) -> String {
+        self.baselines
+            .iter()
+            .zip(&self.rates[index])
+            .map(|(baseline, rate)| format!("{:.2}", rate / baseline))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// What one load run measured after its warm-up, or the mean of several.
+struct Load {
     rate: f64,
     /// Cores the server kept busy during the load (CPU seconds per second).
     server_cpu: f64,
     /// Cores the load generator kept busy.
     load_cpu: f64,
-    rounds: Vec<String>,
 }
 
-impl Measured {
+impl Load {
     /// Tokens per CPU second of the server.
     fn per_server_core(&self) -> f64 {
         self.rate / self.server_cpu
     }
 }
 
-/// What one load run measured after its warm-up.
-struct Load {
-    rate: f64,
-    server_cpu: f64,
-    load_cpu: f64,
-}
-
-fn measure(server_cores: &str, load_cores: &str, threads: usize) -> Measured {
+fn measure(server_cores: &str, load_cores: &str, threads: usize, kinds: &[Waiting]) -> Measured {
     let me = std::env::current_exe().expect("own path");
     let pinned = |cores: &str| {
         let mut command = std::process::Command::new("taskset");
@@ -160,43 +220,50 @@ fn measure(server_cores: &str, load_cores: &str, threads: usize) -> Measured {
         serde_json::from_slice(&std::fs::read(dir.join("admin.json")).expect("admin.json"))
             .expect("admin json");
     let secret = admin["password"].as_str().expect("password");
-    let (mut baselines, mut rates, mut server_cpu, mut load_cpu) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut baselines = Vec::new();
+    let mut runs: Vec<Vec<Load>> = kinds.iter().map(|_| Vec::new()).collect();
     for _ in 0..ROUNDS {
         baselines.push(baseline_rate());
-        let output = pinned(load_cores)
-            .args(["--load", base_url, tenant, app_id, secret])
-            .arg(dir.join("ca.pem"))
-            .arg(server.id().to_string())
-            .output()
-            .expect("run load");
-        assert!(
-            output.status.success(),
-            "load failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let values: Vec<f64> =
-            stdout.split_whitespace().map(|value| value.parse().expect("load figure")).collect();
-        rates.push(values[0]);
-        server_cpu.push(values[1]);
-        load_cpu.push(values[2]);
+        for (kind, runs) in kinds.iter().zip(&mut runs) {
+            let output = pinned(load_cores)
+                .args(["--load", base_url, tenant, app_id, secret])
+                .arg(dir.join("ca.pem"))
+                .arg(server.id().to_string())
+                .arg(kind.as_str())
+                .output()
+                .expect("run load");
+            assert!(
+                output.status.success(),
+                "load failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let values: Vec<f64> = stdout
+                .split_whitespace()
+                .map(|value| value.parse().expect("load figure"))
+                .collect();
+            runs.push(Load { rate: values[0], server_cpu: values[1], load_cpu: values[2] });
+        }
     }
     let _ = server.kill();
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&dir);
-    let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len() as f64;
-    let rounds = baselines
-        .iter()
-        .zip(&rates)
-        .map(|(baseline, rate)| format!("{:.2}", rate / baseline))
-        .collect();
+    let mean = |values: &mut dyn Iterator<Item = f64>| {
+        let values: Vec<f64> = values.collect();
+        values.iter().sum::<f64>() / values.len() as f64
+    };
     Measured {
-        baseline: mean(&baselines),
-        rate: mean(&rates),
-        server_cpu: mean(&server_cpu),
-        load_cpu: mean(&load_cpu),
-        rounds,
+        baseline: mean(&mut baselines.iter().copied()),
+        loads: runs
+            .iter()
+            .map(|runs| Load {
+                rate: mean(&mut runs.iter().map(|run| run.rate)),
+                server_cpu: mean(&mut runs.iter().map(|run| run.server_cpu)),
+                load_cpu: mean(&mut runs.iter().map(|run| run.load_cpu)),
+            })
+            .collect(),
+        rates: runs.iter().map(|runs| runs.iter().map(|run| run.rate).collect()).collect(),
+        baselines,
     }
 }
 
@@ -252,6 +319,12 @@ fn serve(dir: &std::path::Path, threads: usize) {
 /// Keeps `CONNECTIONS` requests in flight for `LOAD_TIME` (bounded by `REQUESTS_MAX`) and
 /// returns tokens per second after the warm-up, with the cores the server (`server_pid`) and
 /// this process kept busy meanwhile.
+///
+/// The generator is a minimal HTTP/1.1 client over rustls on one thread, in the manner of
+/// `wrk`: each connection writes the same encoded request and reads the answer by its
+/// `Content-Length`, checking the status. It verifies the server's certificate against the
+/// deployment's CA like any client. Kept this lean it takes little of the cores it shares
+/// with the server on the two-core run.
 fn load(
     base_url: &str,
     tenant: &str,
@@ -259,55 +332,75 @@ fn load(
     secret: &str,
     ca_path: &std::path::Path,
     server_pid: u32,
+    waiting: Waiting,
 ) -> Load {
-    let ca = std::fs::read(ca_path).expect("ca.pem");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject as _};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_path).expect("ca.pem") {
+        roots.add(cert.expect("ca certificate")).expect("add ca");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let authority = base_url.strip_prefix("https://").expect("https URL").trim_end_matches('/');
+    let host = authority.rsplit_once(':').map_or(authority, |(host, _)| host).to_owned();
+    let server_name = ServerName::try_from(host).expect("server name");
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "client_credentials")
+        .append_pair("client_id", app_id)
+        .append_pair("client_secret", secret)
+        .append_pair("scope", "https://management.azure.com/.default")
+        .finish();
+    let request: Arc<[u8]> = format!(
+        "POST /{tenant}/oauth2/v2.0/token HTTP/1.1\r\nHost: {authority}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+    .into();
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .tls_certs_only([reqwest::Certificate::from_pem(&ca).expect("ca")])
-            .pool_max_idle_per_host(CONNECTIONS)
-            .build()
-            .expect("client");
-        let url = format!("{base_url}/{tenant}/oauth2/v2.0/token");
-        let form = Arc::new(vec![
-            ("grant_type".to_owned(), "client_credentials".to_owned()),
-            ("client_id".to_owned(), app_id.to_owned()),
-            ("client_secret".to_owned(), secret.to_owned()),
-            ("scope".to_owned(), "https://management.azure.com/.default".to_owned()),
-        ]);
         let counted = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
         let own_pid = std::process::id();
-        let mut workers = Vec::new();
+        let mut workers = tokio::task::JoinSet::new();
         for _ in 0..CONNECTIONS {
-            let (client, url, form, counted) =
-                (client.clone(), url.clone(), form.clone(), counted.clone());
-            workers.push(tokio::spawn(async move {
+            let tcp = tokio::net::TcpStream::connect(authority).await.expect("connect");
+            tcp.set_nodelay(true).expect("nodelay");
+            let mut tls = connector.connect(server_name.clone(), tcp).await.expect("TLS handshake");
+            let (request, counted) = (request.clone(), counted.clone());
+            workers.spawn(async move {
+                let mut buffer = Vec::with_capacity(8192);
                 while started.elapsed() < WARMUP + LOAD_TIME
                     && counted.load(Ordering::Relaxed) < REQUESTS_MAX
                 {
-                    let response =
-                        client.post(&url).form(form.as_slice()).send().await.expect("request");
-                    assert!(
-                        response.status().is_success(),
-                        "token request failed: {}",
-                        response.status()
-                    );
-                    response.bytes().await.expect("body");
+                    exchange(&mut tls, &request, &mut buffer).await;
                     if started.elapsed() > WARMUP {
                         counted.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-            }));
+            });
         }
-        tokio::time::sleep(WARMUP).await;
+        if waiting == Waiting::Poll {
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                while started.elapsed() < WARMUP + LOAD_TIME
+                    && counted.load(Ordering::Relaxed) < REQUESTS_MAX
+                {
+                    tokio::task::yield_now().await;
+                }
+            });
+        }
+        tokio::time::sleep(WARMUP.saturating_sub(started.elapsed())).await;
         let cpu_before = (cpu_seconds(server_pid), cpu_seconds(own_pid));
-        for worker in workers {
-            worker.await.expect("worker");
+        while let Some(done) = workers.join_next().await {
+            done.expect("worker");
         }
         let measured = (started.elapsed() - WARMUP).as_secs_f64();
         let cpu_after = (cpu_seconds(server_pid), cpu_seconds(own_pid));
@@ -317,6 +410,40 @@ fn load(
             load_cpu: (cpu_after.1 - cpu_before.1) / measured,
         }
     })
+}
+
+/// Writes one request and reads its whole answer, which must be `200` with a body of
+/// `Content-Length` bytes.
+async fn exchange(
+    stream: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    request: &[u8],
+    buffer: &mut Vec<u8>,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    stream.write_all(request).await.expect("write request");
+    buffer.clear();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(head_end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
+            let head = std::str::from_utf8(&buffer[..head_end]).expect("UTF-8 head");
+            assert!(head.starts_with("HTTP/1.1 200 "), "token request failed: {head}");
+            let length: usize = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .expect("Content-Length");
+            if buffer.len() >= head_end + 4 + length {
+                assert_eq!(buffer.len(), head_end + 4 + length, "one answer per request");
+                return;
+            }
+        }
+        let read = stream.read(&mut chunk).await.expect("read answer");
+        assert!(read > 0, "server closed the connection");
+        buffer.extend_from_slice(&chunk[..read]);
+    }
 }
 
 /// Signatures per second of `threads` threads signing in a loop, each with its own key.
