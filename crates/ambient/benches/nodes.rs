@@ -109,7 +109,8 @@ fn main() {
     drop((node_a, node_b));
 }
 
-/// Tokens per second over `nodes`, each connection bound to one node in turn.
+/// Tokens per second over `nodes`, each connection bound to one node in turn, from
+/// `test_support::load`'s minimal HTTPS client (which leaves the nodes most of the cores).
 async fn load(nodes: &[SocketAddr], ca: &[u8], tenant: &str, admin: &Value) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
@@ -118,26 +119,23 @@ async fn load(nodes: &[SocketAddr], ca: &[u8], tenant: &str, admin: &Value) -> f
     let mut tasks = Vec::new();
     for connection in 0..CONNECTIONS {
         let address = nodes[connection % nodes.len()];
-        let client = reqwest::Client::builder()
-            .tls_certs_only([reqwest::Certificate::from_pem(ca).expect("ca")])
-            .resolve("localhost", address)
-            .pool_max_idle_per_host(1)
-            .build()
-            .expect("client");
-        let url = format!("https://localhost:{}/{tenant}/oauth2/v2.0/token", address.port());
-        let form = [
-            ("grant_type", "client_credentials".to_owned()),
-            ("client_id", admin["appId"].as_str().expect("appId").to_owned()),
-            ("client_secret", admin["password"].as_str().expect("password").to_owned()),
-            ("scope", "https://management.azure.com/.default".to_owned()),
-        ];
+        let request = test_support::load::form_post(
+            &format!("localhost:{}", address.port()),
+            &format!("/{tenant}/oauth2/v2.0/token"),
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", admin["appId"].as_str().expect("appId")),
+                ("client_secret", admin["password"].as_str().expect("password")),
+                ("scope", "https://management.azure.com/.default"),
+            ],
+        );
+        let mut client = test_support::load::Connection::connect(address, "localhost", ca)
+            .await
+            .expect("connect");
         let (done, failed) = (done.clone(), failed.clone());
         tasks.push(tokio::spawn(async move {
             while Instant::now() < stop && done.load(Ordering::Relaxed) < REQUESTS_MAX {
-                let ok = matches!(
-                    client.post(&url).form(&form).send().await,
-                    Ok(response) if response.status() == 200
-                );
+                let ok = matches!(client.exchange(&request).await, Ok(200));
                 if Instant::now() >= start {
                     if ok {
                         done.fetch_add(1, Ordering::Relaxed);

@@ -3,8 +3,8 @@
 //!
 //! Method: the baseline signs in a loop on one thread for a fixed time. The server then runs
 //! in its own process on a single-threaded runtime pinned to core 0 (with everything it
-//! spawns), and a load generator pinned to core 1 (a minimal HTTP/1.1 client over rustls, so
-//! that it takes little CPU) keeps 16 keep-alive HTTPS connections busy posting
+//! spawns), and a load generator pinned to core 1 (`test_support::load`, a minimal HTTP/1.1
+//! client over rustls, so that it takes little CPU) keeps 16 keep-alive HTTPS connections busy posting
 //! `grant_type=client_credentials` with the bootstrap admin's secret, for a fixed time and a
 //! bounded number of requests; baseline and load take turns five times. The server is stopped
 //! by its pid at the end.
@@ -320,11 +320,8 @@ fn serve(dir: &std::path::Path, threads: usize) {
 /// returns tokens per second after the warm-up, with the cores the server (`server_pid`) and
 /// this process kept busy meanwhile.
 ///
-/// The generator is a minimal HTTP/1.1 client over rustls on one thread, in the manner of
-/// `wrk`: each connection writes the same encoded request and reads the answer by its
-/// `Content-Length`, checking the status. It verifies the server's certificate against the
-/// deployment's CA like any client. Kept this lean it takes little of the cores it shares
-/// with the server on the two-core run.
+/// The generator runs on one thread with `test_support::load`'s minimal HTTP/1.1 client, which
+/// verifies the server's certificate like any client but takes little CPU.
 fn load(
     base_url: &str,
     tenant: &str,
@@ -334,34 +331,20 @@ fn load(
     server_pid: u32,
     waiting: Waiting,
 ) -> Load {
-    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject as _};
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca_path).expect("ca.pem") {
-        roots.add(cert.expect("ca certificate")).expect("add ca");
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("protocol versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let ca = std::fs::read(ca_path).expect("ca.pem");
     let authority = base_url.strip_prefix("https://").expect("https URL").trim_end_matches('/');
-    let host = authority.rsplit_once(':').map_or(authority, |(host, _)| host).to_owned();
-    let server_name = ServerName::try_from(host).expect("server name");
-    let body = form_urlencoded::Serializer::new(String::new())
-        .append_pair("grant_type", "client_credentials")
-        .append_pair("client_id", app_id)
-        .append_pair("client_secret", secret)
-        .append_pair("scope", "https://management.azure.com/.default")
-        .finish();
-    let request: Arc<[u8]> = format!(
-        "POST /{tenant}/oauth2/v2.0/token HTTP/1.1\r\nHost: {authority}\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
+    let (host, port) = authority.rsplit_once(':').expect("host:port");
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port.parse().expect("port")));
+    let request: Arc<[u8]> = test_support::load::form_post(
+        authority,
+        &format!("/{tenant}/oauth2/v2.0/token"),
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", app_id),
+            ("client_secret", secret),
+            ("scope", "https://management.azure.com/.default"),
+        ],
     )
-    .into_bytes()
     .into();
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -371,16 +354,15 @@ fn load(
         let own_pid = std::process::id();
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..CONNECTIONS {
-            let tcp = tokio::net::TcpStream::connect(authority).await.expect("connect");
-            tcp.set_nodelay(true).expect("nodelay");
-            let mut tls = connector.connect(server_name.clone(), tcp).await.expect("TLS handshake");
+            let mut connection =
+                test_support::load::Connection::connect(address, host, &ca).await.expect("connect");
             let (request, counted) = (request.clone(), counted.clone());
             workers.spawn(async move {
-                let mut buffer = Vec::with_capacity(8192);
                 while started.elapsed() < WARMUP + LOAD_TIME
                     && counted.load(Ordering::Relaxed) < REQUESTS_MAX
                 {
-                    exchange(&mut tls, &request, &mut buffer).await;
+                    let status = connection.exchange(&request).await.expect("token request");
+                    assert_eq!(status, 200, "token request failed");
                     if started.elapsed() > WARMUP {
                         counted.fetch_add(1, Ordering::Relaxed);
                     }
@@ -410,40 +392,6 @@ fn load(
             load_cpu: (cpu_after.1 - cpu_before.1) / measured,
         }
     })
-}
-
-/// Writes one request and reads its whole answer, which must be `200` with a body of
-/// `Content-Length` bytes.
-async fn exchange(
-    stream: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
-    request: &[u8],
-    buffer: &mut Vec<u8>,
-) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    stream.write_all(request).await.expect("write request");
-    buffer.clear();
-    let mut chunk = [0u8; 8192];
-    loop {
-        if let Some(head_end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
-            let head = std::str::from_utf8(&buffer[..head_end]).expect("UTF-8 head");
-            assert!(head.starts_with("HTTP/1.1 200 "), "token request failed: {head}");
-            let length: usize = head
-                .lines()
-                .find_map(|line| {
-                    let (name, value) = line.split_once(':')?;
-                    name.eq_ignore_ascii_case("content-length")
-                        .then(|| value.trim().parse().ok())?
-                })
-                .expect("Content-Length");
-            if buffer.len() >= head_end + 4 + length {
-                assert_eq!(buffer.len(), head_end + 4 + length, "one answer per request");
-                return;
-            }
-        }
-        let read = stream.read(&mut chunk).await.expect("read answer");
-        assert!(read > 0, "server closed the connection");
-        buffer.extend_from_slice(&chunk[..read]);
-    }
 }
 
 /// Signatures per second of `threads` threads signing in a loop, each with its own key.

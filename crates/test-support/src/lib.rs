@@ -3,7 +3,9 @@
 //! SQLite database, and hands out clients that trust its CA: [`TestServer::admin`] (the typed
 //! `client::Client`, signed in as the bootstrap admin) and [`TestServer::http`] (raw requests,
 //! for malformed input and exact wire checks). Dropping it stops the server and removes the
-//! directory. Dev-dependency only.
+//! directory. [`load`] is a minimal HTTPS client for load generators. Dev-dependency only.
+
+pub mod load;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
