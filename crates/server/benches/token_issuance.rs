@@ -92,18 +92,18 @@ impl Waiting {
 fn orchestrate() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let one = measure("0", if cores > 1 { "1" } else { "0" }, 1, &[Waiting::Poll, Waiting::Sleep]);
-    let (polled, slept) = (&one.loads[0], &one.loads[1]);
-    println!("bare RS256 signing:        {:8.0} signatures/s (core 0)", one.baseline);
+    let (baseline, polled, slept) = (one.baseline(), one.load(0), one.load(1));
+    println!("bare RS256 signing:        {baseline:8.0} signatures/s (core 0)");
     println!(
         "client-credential tokens:  {:8.0} tokens/s (server pinned to core 0, {CONNECTIONS} connections from a polling client on core 1)",
         polled.rate
     );
-    println!("ratio:                     {:8.2} (target >= 0.85)", polled.rate / one.baseline);
+    println!("ratio:                     {:8.2} (target >= 0.85)", polled.rate / baseline);
     println!("ratio per round:           {}", one.rounds(0));
     println!(
         "with a sleeping client:    {:8.0} tokens/s, ratio {:.2} (per round {}): the kernel's wake-ups of the client on loopback are charged to the server's core",
         slept.rate,
-        slept.rate / one.baseline,
+        slept.rate / baseline,
         one.rounds(1)
     );
     println!(
@@ -113,7 +113,7 @@ fn orchestrate() {
         slept.load_cpu,
         slept.per_server_core()
     );
-    figure("issuance.signing", one.baseline, "per_s");
+    figure("issuance.signing", baseline, "per_s");
     figure("issuance.tokens", polled.rate, "per_s");
     figure("issuance.tokens_sleeping_client", slept.rate, "per_s");
     figure("issuance.server_cpu", slept.server_cpu, "cores");
@@ -123,13 +123,13 @@ fn orchestrate() {
         return;
     }
     let two = measure("0,1", "0,1", 2, &[Waiting::Sleep]);
-    let both = &two.loads[0];
+    let both = two.load(0);
     println!(
         "two cores: {:8.0} tokens/s ({:.2}x one core with a sleeping client; bare signing on two threads {:.0}/s, {:.2}x one), load generator on the same two cores",
         both.rate,
         both.rate / slept.rate,
-        two.baseline,
-        two.baseline / one.baseline
+        two.baseline(),
+        two.baseline() / baseline
     );
     // The load generator shares the two cores, so the server cannot have both; what it does with
     // the CPU it gets shows how it would scale with cores of its own.
@@ -142,32 +142,50 @@ fn orchestrate() {
         2.0 * both.per_server_core(),
         2.0 * both.per_server_core() / slept.rate
     );
-    figure("issuance.two_cores.signing", two.baseline, "per_s");
+    figure("issuance.two_cores.signing", two.baseline(), "per_s");
     figure("issuance.two_cores.tokens", both.rate, "per_s");
     figure("issuance.two_cores.server_cpu", both.server_cpu, "cores");
     figure("issuance.two_cores.load_cpu", both.load_cpu, "cores");
 }
 
-/// One configuration's mean rates over [`ROUNDS`] turns of baseline and each load.
+/// One configuration's [`ROUNDS`] turns of baseline and each load.
 struct Measured {
-    baseline: f64,
+    /// The baseline's rate in each round.
     baselines: Vec<f64>,
-    /// One per kind of load generator asked for, in that order.
-    loads: Vec<Load>,
-    /// Each load's rate per round.
-    rates: Vec<Vec<f64>>,
+    /// One per kind of load generator asked for, in that order: its run in each round.
+    runs: Vec<Vec<Load>>,
 }
 
 impl Measured {
+    /// The baseline's mean rate.
+    fn baseline(&self) -> f64 {
+        mean(self.baselines.iter().copied())
+    }
+
+    /// The mean of load `index`'s runs.
+    fn load(&self, index: usize) -> Load {
+        let runs = &self.runs[index];
+        Load {
+            rate: mean(runs.iter().map(|run| run.rate)),
+            server_cpu: mean(runs.iter().map(|run| run.server_cpu)),
+            load_cpu: mean(runs.iter().map(|run| run.load_cpu)),
+        }
+    }
+
     /// The ratio of load `index` to the baseline in each round.
     fn rounds(&self, index: usize) -> String {
         self.baselines
             .iter()
-            .zip(&self.rates[index])
-            .map(|(baseline, rate)| format!("{:.2}", rate / baseline))
+            .zip(&self.runs[index])
+            .map(|(baseline, run)| format!("{:.2}", run.rate / baseline))
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+fn mean(values: impl ExactSizeIterator<Item = f64>) -> f64 {
+    let count = values.len();
+    values.sum::<f64>() / count as f64
 }
 
 /// What one load run measured after its warm-up, or the mean of several.
@@ -248,23 +266,7 @@ fn measure(server_cores: &str, load_cores: &str, threads: usize, kinds: &[Waitin
     let _ = server.kill();
     let _ = server.wait();
     let _ = std::fs::remove_dir_all(&dir);
-    let mean = |values: &mut dyn Iterator<Item = f64>| {
-        let values: Vec<f64> = values.collect();
-        values.iter().sum::<f64>() / values.len() as f64
-    };
-    Measured {
-        baseline: mean(&mut baselines.iter().copied()),
-        loads: runs
-            .iter()
-            .map(|runs| Load {
-                rate: mean(&mut runs.iter().map(|run| run.rate)),
-                server_cpu: mean(&mut runs.iter().map(|run| run.server_cpu)),
-                load_cpu: mean(&mut runs.iter().map(|run| run.load_cpu)),
-            })
-            .collect(),
-        rates: runs.iter().map(|runs| runs.iter().map(|run| run.rate).collect()).collect(),
-        baselines,
-    }
+    Measured { baselines, runs }
 }
 
 /// CPU seconds (user and system, all threads) that process `pid` has used, from
@@ -351,6 +353,10 @@ fn load(
     runtime.block_on(async {
         let counted = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
+        // Whether the load goes on: within its time and its bound of requests.
+        let running = move |counted: &AtomicU64| {
+            started.elapsed() < WARMUP + LOAD_TIME && counted.load(Ordering::Relaxed) < REQUESTS_MAX
+        };
         let own_pid = std::process::id();
         let mut workers = tokio::task::JoinSet::new();
         for _ in 0..CONNECTIONS {
@@ -358,9 +364,7 @@ fn load(
                 test_support::load::Connection::connect(address, host, &ca).await.expect("connect");
             let (request, counted) = (request.clone(), counted.clone());
             workers.spawn(async move {
-                while started.elapsed() < WARMUP + LOAD_TIME
-                    && counted.load(Ordering::Relaxed) < REQUESTS_MAX
-                {
+                while running(&counted) {
                     let status = connection.exchange(&request).await.expect("token request");
                     assert_eq!(status, 200, "token request failed");
                     if started.elapsed() > WARMUP {
@@ -372,9 +376,7 @@ fn load(
         if waiting == Waiting::Poll {
             let counted = counted.clone();
             tokio::spawn(async move {
-                while started.elapsed() < WARMUP + LOAD_TIME
-                    && counted.load(Ordering::Relaxed) < REQUESTS_MAX
-                {
+                while running(&counted) {
                     tokio::task::yield_now().await;
                 }
             });
